@@ -1,0 +1,120 @@
+//! `kmod`: build `kmod/kbus.ko` out of tree against the Debian headers.
+//!
+//! The sources are mirrored into `target/kmod/<arch>/` (only changed files are
+//! rewritten, so make stays incremental) and built there, keeping `kmod/` clean.
+
+use crate::setup::Kernel;
+use crate::target::Target;
+use crate::util::{step, target_dir, workspace_root, write_if_changed};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Files of `kmod/` that are sources (everything else is build output).
+fn is_source(name: &str) -> bool {
+    name == "Makefile"
+        || name == "Kbuild"
+        || (name.ends_with(".c") && !name.ends_with(".mod.c"))
+        || name.ends_with(".h")
+}
+
+fn mirror(src: &Path, dst: &Path) -> Result<()> {
+    fs::create_dir_all(dst)?;
+    for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ty = e.file_type()?;
+        if ty.is_dir() && !name.starts_with('.') {
+            mirror(&e.path(), &dst.join(&name))?;
+        } else if ty.is_file() && is_source(&name) {
+            write_if_changed(&dst.join(&name), &fs::read(e.path())?)?;
+        }
+    }
+    // Drop sources deleted from kmod/ (and their objects).
+    for e in fs::read_dir(dst)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type()?.is_file() && is_source(&name) && !src.join(&name).exists() {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Build kbus.ko for `t`'s arch; returns its path. Any compiler warning fails the build.
+pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
+    // KBUS_KMOD_SRC: build another module tree (for trying the rig itself).
+    let src = std::env::var_os("KBUS_KMOD_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("kmod"));
+    if !src.is_dir() {
+        bail!("{} does not exist", src.display());
+    }
+    let dir = target_dir().join("kmod").join(t.arch.name());
+    mirror(&src, &dir)?;
+
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(&k.headers)
+        .arg(format!("M={}", dir.display()))
+        .arg(format!("ARCH={}", t.kbuild.arch))
+        .arg("W=1")
+        .arg("-j2")
+        .arg("modules");
+    if !t.kbuild.cross_compile.is_empty() {
+        cmd.arg(format!("CROSS_COMPILE={}", t.kbuild.cross_compile));
+    }
+    step(format!(
+        "building kbus.ko for {} against {} headers",
+        t.arch, k.release
+    ));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start make")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Point diagnostics at kmod/, not at the mirror.
+    let mirror_prefix = format!("{}/", dir.display());
+    let src_prefix = format!("{}/", src.display());
+    eprint!(
+        "{}{}",
+        stdout.replace(&mirror_prefix, &src_prefix),
+        stderr.replace(&mirror_prefix, &src_prefix)
+    );
+    let warnings = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.contains("warning:"))
+        .count();
+    if !out.status.success() || warnings > 0 {
+        // Force a full rebuild next time, so the diagnostics are shown again.
+        clean_objects(&dir)?;
+        if !out.status.success() {
+            bail!("kmod build for {} failed ({})", t.arch, out.status);
+        }
+        bail!(
+            "kmod build for {} has {warnings} warning(s); warnings are errors",
+            t.arch
+        );
+    }
+    let ko = dir.join("kbus.ko");
+    if !ko.is_file() {
+        bail!("make succeeded but {} is missing", ko.display());
+    }
+    Ok(ko)
+}
+
+fn clean_objects(dir: &Path) -> Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type()?.is_file() && !is_source(&name) {
+            fs::remove_file(e.path())?;
+        } else if e.file_type()?.is_dir() {
+            clean_objects(&e.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! `setup`: host packages, rust-src, and the Debian kernel, headers and busybox
+//! for a guest arch, downloaded with a private apt state into the cache.
+
+use crate::target::Target;
+use crate::util::{
+    cache_dir, capture, capture_raw, have_program, is_root, publish_dir, run, scratch_beside, step,
+    write_if_changed,
+};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Debian release all guest kernels come from (bookworm main: one kernel
+/// version for all three arches; bookworm-security lacks mipsel).
+const DEBIAN_SUITE: &str = "bookworm";
+
+/// Debian arches of the private apt state (the host's dpkg is never touched).
+const APT_ARCHES: [&str; 3] = ["amd64", "armhf", "mipsel"];
+
+/// Host packages every arch needs: make and kmod (depmod/modprobe) for the
+/// kernel module, the archive keyring for the private apt state, and the shared
+/// libraries the (amd64) kbuild tools link to.
+const COMMON_PACKAGES: [&str; 6] = [
+    "make",
+    "kmod",
+    "debian-archive-keyring",
+    "libelf1",
+    "libssl3",
+    "gcc",
+];
+
+/// A downloaded and extracted guest kernel.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    /// Kernel release (`uname -r`), e.g. `6.1.0-50-amd64`.
+    pub release: String,
+    /// Debian package version, e.g. `6.1.176-1`.
+    pub version: String,
+    /// Extracted root in the cache.
+    pub root: PathBuf,
+    /// Bootable kernel image.
+    pub image: PathBuf,
+    /// Kernel headers for out-of-tree module builds.
+    pub headers: PathBuf,
+    /// Modules to load for the 9p share, dependencies first.
+    pub modules: Vec<PathBuf>,
+    /// The static busybox for this arch.
+    pub busybox: PathBuf,
+    /// Debian version of busybox-static (part of the initramfs key).
+    pub busybox_version: String,
+}
+
+/// Everything `setup` does for one arch; each step is skipped when done already.
+pub fn setup(t: &Target) -> Result<Kernel> {
+    host_packages(t)?;
+    if t.rust.build_std {
+        rust_src()?;
+    }
+    kernel(t)
+}
+
+/// Install missing Debian packages on the host (or print the command when not root).
+pub fn host_packages(t: &Target) -> Result<()> {
+    let mut wanted: Vec<&str> = COMMON_PACKAGES.to_vec();
+    wanted.extend(t.host.packages.iter().map(String::as_str));
+    ensure_packages(&wanted)
+}
+
+/// Install `pkgs` with apt-get when any is missing.
+pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
+    let out = capture_raw(
+        Command::new("dpkg-query")
+            .args(["-W", "-f", "${Package} ${db:Status-Abbrev}\n"])
+            .args(pkgs),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let installed: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next()?;
+            (it.next()? == "ii").then_some(name)
+        })
+        .collect();
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| !installed.contains(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let cmd_text = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    if !is_root() {
+        bail!("missing host packages; as root run:\n    {cmd_text}");
+    }
+    step(format!(
+        "installing missing host packages: {}",
+        missing.join(" ")
+    ));
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        // Maybe the host's package lists are stale or absent.
+        run(Command::new("apt-get").arg("update"))?;
+        install().with_context(|| format!("`{cmd_text}` failed"))?;
+    }
+    Ok(())
+}
+
+/// Make sure the standard library sources are there for `-Zbuild-std`.
+pub fn rust_src() -> Result<()> {
+    let sysroot = capture(Command::new("rustc").args(["--print", "sysroot"]))?;
+    let src = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library");
+    if src.is_dir() {
+        return Ok(());
+    }
+    if !have_program("rustup") {
+        bail!(
+            "rust-src is missing ({} not found) and rustup is not available to add it",
+            src.display()
+        );
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src"]))
+}
+
+/// The private apt state in the cache.
+struct Apt {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Apt {
+    fn new() -> Result<Apt> {
+        let dir = cache_dir()?.join("apt");
+        for sub in [
+            "lists/partial",
+            "archives/partial",
+            "sources.list.d",
+            "preferences.d",
+        ] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let d = dir.display();
+        let mirror = debian_mirror();
+        let arches = APT_ARCHES.join(",");
+        write_if_changed(
+            &dir.join("sources.list"),
+            format!(
+                "deb [arch={arches} signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+                 {mirror} {DEBIAN_SUITE} main\n"
+            )
+            .as_bytes(),
+        )?;
+        if !dir.join("status").exists() {
+            fs::write(dir.join("status"), "")?;
+        }
+        let arch_list: String = APT_ARCHES.iter().map(|a| format!("\"{a}\"; ")).collect();
+        let conf = dir.join("apt.conf");
+        write_if_changed(
+            &conf,
+            format!(
+                "Dir::State \"{d}\";\n\
+                 Dir::State::Lists \"{d}/lists\";\n\
+                 Dir::State::status \"{d}/status\";\n\
+                 Dir::Cache \"{d}\";\n\
+                 Dir::Cache::Archives \"{d}/archives\";\n\
+                 Dir::Etc::sourcelist \"{d}/sources.list\";\n\
+                 Dir::Etc::sourceparts \"{d}/sources.list.d\";\n\
+                 Dir::Etc::preferences \"{d}/preferences\";\n\
+                 Dir::Etc::preferencesparts \"{d}/preferences.d\";\n\
+                 APT::Architectures {{ {arch_list}}};\n\
+                 APT::Sandbox::User \"root\";\n\
+                 Acquire::Languages \"none\";\n\
+                 Acquire::IndexTargets::deb::DEP-11::DefaultEnabled \"false\";\n\
+                 Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled \"false\";\n\
+                 Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled \"false\";\n"
+            )
+            .as_bytes(),
+        )?;
+        Ok(Apt { dir, conf })
+    }
+
+    fn cmd(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        c.env("APT_CONFIG", &self.conf);
+        c
+    }
+
+    fn has_lists(&self) -> bool {
+        fs::read_dir(self.dir.join("lists"))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn update(&self) -> Result<()> {
+        step("updating the private apt package lists");
+        // Another xtask may hold apt's lock on the lists: retry a little.
+        let mut last = None;
+        for _ in 0..10 {
+            match capture(self.cmd("apt-get").args(["update", "-q"])) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                }
+            }
+        }
+        Err(last.unwrap()).context("apt-get update (private state) failed")
+    }
+
+    /// Names a package depends on (first alternative of each Depends line).
+    fn depends(&self, pkg: &str) -> Result<Vec<String>> {
+        let out = capture(self.cmd("apt-cache").args(["depends", pkg]))?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends:"))
+            .map(|d| {
+                let d = d.trim().trim_start_matches('<').trim_end_matches('>');
+                d.split(':').next().unwrap_or(d).to_string()
+            })
+            .collect())
+    }
+
+    /// Candidate version of `pkg` (with `:arch`).
+    fn candidate(&self, pkg: &str) -> Result<String> {
+        let out = capture(self.cmd("apt-cache").args(["policy", pkg]))?;
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix("Candidate:"))
+            .map(|v| v.trim().to_string())
+            .find(|v| v != "(none)")
+            .with_context(|| format!("no candidate version of {pkg} in the private apt state"))
+    }
+
+    /// Download `pkg:arch=version` specs into `dir`.
+    fn download(&self, dir: &Path, specs: &[String]) -> Result<()> {
+        fs::create_dir_all(dir)?;
+        run(self
+            .cmd("apt-get")
+            .args(["download", "-q"])
+            .args(specs)
+            .current_dir(dir))
+    }
+}
+
+/// The Debian mirror the host uses (`KBUS_DEBIAN_MIRROR` overrides).
+fn debian_mirror() -> String {
+    if let Ok(m) = std::env::var("KBUS_DEBIAN_MIRROR") {
+        return m;
+    }
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(rd.flatten().map(|e| e.path()));
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for word in line.split_whitespace() {
+                let w = word.trim_end_matches('/');
+                if (w.starts_with("http://") || w.starts_with("https://")) && w.ends_with("/debian")
+                {
+                    return w.to_string();
+                }
+            }
+        }
+    }
+    "http://deb.debian.org/debian".to_string()
+}
+
+/// What the lookup in the package lists says is current.
+struct Lookup {
+    image_pkg: String,
+    release: String,
+    version: String,
+    busybox_version: String,
+}
+
+fn lookup(apt: &Apt, t: &Target) -> Result<Lookup> {
+    let arch = &t.debian.arch;
+    let meta = format!("{}:{arch}", t.debian.kernel_meta);
+    let image_pkg = apt
+        .depends(&meta)?
+        .into_iter()
+        .find(|d| d.starts_with("linux-image-"))
+        .with_context(|| format!("{meta} depends on no linux-image-* package"))?;
+    let release = image_pkg
+        .trim_start_matches("linux-image-")
+        .trim_end_matches("-unsigned")
+        .to_string();
+    let version = apt.candidate(&format!("{image_pkg}:{arch}"))?;
+    let busybox_version = apt.candidate(&format!("busybox-static:{arch}"))?;
+    Ok(Lookup {
+        image_pkg,
+        release,
+        version,
+        busybox_version,
+    })
+}
+
+/// Debian versions may contain `:` (epochs); keep paths simple.
+fn path_safe(v: &str) -> String {
+    v.replace([':', '/'], "_")
+}
+
+/// The kernel image, headers and 9p modules of `t`'s arch, cached in
+/// `$KBUS_CACHE/kernel/<arch>/<release>_<version>/`.
+pub fn kernel(t: &Target) -> Result<Kernel> {
+    let apt = Apt::new()?;
+    let mut updated = false;
+    if !apt.has_lists() {
+        apt.update()?;
+        updated = true;
+    }
+    let mut lk = lookup(&apt, t)?;
+    if !kernel_dir(t, &lk)?.join(".complete").exists() || !busybox_path(t, &lk)?.exists() {
+        if !updated {
+            // Not cached yet: make sure we fetch what Debian has today.
+            apt.update()?;
+            lk = lookup(&apt, t)?;
+        }
+        fetch_kernel(&apt, t, &lk)?;
+        fetch_busybox(&apt, t, &lk)?;
+    }
+    load_kernel(t, &lk)
+}
+
+fn kernel_dir(t: &Target, lk: &Lookup) -> Result<PathBuf> {
+    Ok(cache_dir()?
+        .join("kernel")
+        .join(t.arch.name())
+        .join(format!("{}_{}", lk.release, path_safe(&lk.version))))
+}
+
+fn busybox_path(t: &Target, lk: &Lookup) -> Result<PathBuf> {
+    Ok(cache_dir()?
+        .join("busybox")
+        .join(t.arch.name())
+        .join(path_safe(&lk.busybox_version))
+        .join("busybox"))
+}
+
+fn load_kernel(t: &Target, lk: &Lookup) -> Result<Kernel> {
+    let root = kernel_dir(t, lk)?;
+    let list = fs::read_to_string(root.join("rig-modules/load-order"))
+        .context("cached kernel lacks rig-modules/load-order")?;
+    let modules = list
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| root.join("rig-modules").join(l))
+        .collect();
+    Ok(Kernel {
+        image: root.join(t.debian.kernel_image.replace("{release}", &lk.release)),
+        headers: root
+            .join("usr/src")
+            .join(format!("linux-headers-{}", lk.release)),
+        release: lk.release.clone(),
+        version: lk.version.clone(),
+        root,
+        modules,
+        busybox: busybox_path(t, lk)?,
+        busybox_version: lk.busybox_version.clone(),
+    })
+}
+
+fn extract_debs(debs: &Path, root: &Path) -> Result<()> {
+    let mut n = 0;
+    for e in fs::read_dir(debs)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "deb") {
+            run(Command::new("dpkg-deb").arg("-x").arg(&p).arg(root))?;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        bail!("no .deb downloaded into {}", debs.display());
+    }
+    Ok(())
+}
+
+fn fetch_kernel(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
+    let dest = kernel_dir(t, lk)?;
+    if dest.join(".complete").exists() {
+        return Ok(());
+    }
+    step(format!(
+        "fetching Debian kernel {} ({}) for {}",
+        lk.release, lk.version, t.arch
+    ));
+    let arch = &t.debian.arch;
+    let headers_pkg = format!("linux-headers-{}", lk.release);
+    let mut specs = vec![
+        format!("{}:{arch}={}", lk.image_pkg, lk.version),
+        format!("{headers_pkg}:{arch}={}", lk.version),
+    ];
+    // The common headers (arch all) and kbuild; kbuild's tools run on the
+    // host, so it is always the host's (amd64) build.
+    for dep in apt.depends(&format!("{headers_pkg}:{arch}"))? {
+        if dep.starts_with("linux-headers-") {
+            specs.push(format!("{dep}={}", lk.version));
+        } else if dep.starts_with("linux-kbuild-") {
+            specs.push(format!("{dep}:amd64"));
+        }
+    }
+
+    let scratch = scratch_beside(&dest);
+    let debs = scratch.join("debs");
+    let root = scratch.join("root");
+    apt.download(&debs, &specs)?;
+    extract_debs(&debs, &root)?;
+
+    // The arch headers' Makefile includes the common tree by absolute path.
+    let hdr = root.join("usr/src").join(&headers_pkg);
+    let mk = hdr.join("Makefile");
+    let text = fs::read_to_string(&mk).with_context(|| format!("reading {}", mk.display()))?;
+    let fixed = text.replace("/usr/src/", &format!("{}/usr/src/", dest.display()));
+    fs::write(&mk, fixed)?;
+
+    // Resolve the 9p modules (dependencies first) and keep only those.
+    run(Command::new("depmod").arg("-b").arg(&root).arg(&lk.release))?;
+    let mut order: Vec<PathBuf> = Vec::new();
+    for m in &t.guest.modules {
+        let out = capture(Command::new("modprobe").arg("-d").arg(&root).args([
+            "-S",
+            &lk.release,
+            "--show-depends",
+            m,
+        ]))?;
+        for line in out.lines() {
+            let mut w = line.split_whitespace();
+            if w.next() != Some("insmod") {
+                continue; // "builtin x"
+            }
+            let Some(p) = w.next() else { continue };
+            let p = Path::new(p);
+            let p = match p.strip_prefix(&root) {
+                Ok(rel) => root.join(rel),
+                Err(_) => root.join(p.strip_prefix("/").unwrap_or(p)),
+            };
+            if !order.contains(&p) {
+                order.push(p);
+            }
+        }
+    }
+    let keep = root.join("rig-modules");
+    fs::create_dir_all(&keep)?;
+    let mut names = String::new();
+    for p in &order {
+        let name = p.file_name().context("module path")?;
+        fs::copy(p, keep.join(name)).with_context(|| format!("copying {}", p.display()))?;
+        names.push_str(&name.to_string_lossy());
+        names.push('\n');
+    }
+    fs::write(keep.join("load-order"), names)?;
+    fs::remove_dir_all(root.join("lib/modules"))?;
+    fs::remove_dir_all(&debs)?;
+
+    fs::write(root.join(".complete"), format!("{}\n", lk.version))?;
+    publish_dir(&root, &dest)?;
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+fn fetch_busybox(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
+    let dest = busybox_path(t, lk)?;
+    if dest.exists() {
+        return Ok(());
+    }
+    let dir = dest.parent().context("busybox path")?;
+    let scratch = scratch_beside(dir);
+    let debs = scratch.join("debs");
+    let root = scratch.join("root");
+    apt.download(
+        &debs,
+        &[format!(
+            "busybox-static:{}={}",
+            t.debian.arch, lk.busybox_version
+        )],
+    )?;
+    extract_debs(&debs, &root)?;
+    let out = scratch.join("out");
+    fs::create_dir_all(&out)?;
+    fs::rename(root.join("bin/busybox"), out.join("busybox"))?;
+    publish_dir(&out, dir)?;
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(())
+}

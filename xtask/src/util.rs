@@ -1,0 +1,177 @@
+//! Small helpers: running commands, paths, hashing, copying.
+
+use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The workspace root (parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Cargo's target directory for this workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The cache folder outside the repo: `$KBUS_CACHE` or `~/.cache/kbus`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("KBUS_CACHE") {
+        return Ok(PathBuf::from(d));
+    }
+    let home = std::env::var_os("HOME").context("neither KBUS_CACHE nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache").join("kbus"))
+}
+
+/// Print a step header, so the log shows what the rig is doing.
+pub fn step(msg: impl AsRef<str>) {
+    eprintln!("xtask: {}", msg.as_ref());
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run a command with inherited stdio; fail on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let desc = describe(cmd);
+    step(format!("$ {desc}"));
+    let status = cmd
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start `{desc}`"))?;
+    if !status.success() {
+        bail!("`{desc}` failed: {status}");
+    }
+    Ok(())
+}
+
+/// Run a command and capture its output; fail (showing stderr) on a non-zero exit.
+pub fn capture(cmd: &mut Command) -> Result<String> {
+    let out = capture_raw(cmd)?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}\n{}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Run a command and capture its output, whatever its exit status.
+pub fn capture_raw(cmd: &mut Command) -> Result<Output> {
+    cmd.stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))
+}
+
+/// Is `prog` on PATH?
+pub fn have_program(prog: impl AsRef<OsStr>) -> bool {
+    let prog = prog.as_ref();
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+/// FNV-1a, 64 bit: a stable hash for cache keys (std's hasher may change).
+#[derive(Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn add(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator, so ("ab","c") and ("a","bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        self
+    }
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Write `contents` to `path` only if it differs (keeps mtimes, so make stays incremental).
+/// Returns true if the file was written.
+pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    if let Ok(old) = fs::read(path) {
+        if old == contents {
+            return Ok(false);
+        }
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
+}
+
+/// Atomically publish a fully built directory `tmp` as `dest`. If another process
+/// published `dest` first, ours is thrown away.
+pub fn publish_dir(tmp: &Path, dest: &Path) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::rename(tmp, dest) {
+        Ok(()) => Ok(()),
+        Err(_) if dest.is_dir() => {
+            let _ = fs::remove_dir_all(tmp);
+            Ok(())
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
+        }
+    }
+}
+
+/// A unique scratch path next to `dest` (same file system, for `rename`).
+pub fn scratch_beside(dest: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()))
+}
+
+/// Hard-link `src` to `dst`, or copy it when that is impossible.
+pub fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
+    let _ = fs::remove_file(dst);
+    if fs::hard_link(src, dst).is_err() {
+        fs::copy(src, dst)
+            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+    }
+    Ok(())
+}
+
+/// Are we root? (`id -u`, to stay free of libc bindings.)
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
