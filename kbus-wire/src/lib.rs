@@ -1,0 +1,116 @@
+//! Zero-copy, `no_std` view and emitter for KBUS messages (the `/dev/kbusN`
+//! message bus ABI), in the style of smoltcp's `wire` module.
+//!
+//! ```
+//! use kbus_wire::{Flags, Kind, Message, MessageId, MessageRepr, NativeLayout};
+//!
+//! // Emit a Request into a stack buffer (no allocation).
+//! let request = MessageRepr::request("$.Sensors.Kitchen", b"temperature?");
+//! let mut buf = [0u8; 256];
+//! let len = request.emit::<NativeLayout>(&mut buf)?;
+//! assert_eq!(len, request.buffer_len::<NativeLayout>());
+//!
+//! // What the Replier reads back: KBUS has set the id, the sender, and the
+//! // WANT_YOU_TO_REPLY flag on the Replier's copy.
+//! let mut msg = Message::<_, NativeLayout>::new_checked(&mut buf[..len])?;
+//! msg.set_id(MessageId::new(0, 7));
+//! msg.set_from(3);
+//! msg.set_flags(msg.flags() | Flags::WANT_YOU_TO_REPLY);
+//! let msg = Message::<_, NativeLayout>::new_checked(msg.into_inner())?;
+//! assert_eq!(msg.kind(), Kind::Request);
+//! assert_eq!(msg.name(), "$.Sensors.Kitchen");
+//! assert_eq!(msg.data(), b"temperature?");
+//! assert!(msg.wants_us_to_reply());
+//!
+//! // Build its Reply: same name, in_reply_to = its id, to = its sender.
+//! let reply = MessageRepr::reply_to(&msg, b"21.5")?;
+//! assert_eq!(reply.kind(), Kind::Reply);
+//! assert_eq!((reply.in_reply_to, reply.to), (MessageId::new(0, 7), 3));
+//! assert_eq!(
+//!     reply.to_string(),
+//!     "<Reply '$.Sensors.Kitchen', to=3, in_reply_to=[0:7], data=b\"21.5\">"
+//! );
+//! # Ok::<(), kbus_wire::Error>(())
+//! ```
+//!
+//! # What is here
+//!
+//! * [`Message`]: a checked view over the bytes of an *entire* message, with
+//!   an accessor for every header field, [`Message::name`] and
+//!   [`Message::data`], setters on mutable buffers, and the Python binding's
+//!   predicates. After [`Message::new_checked`] no accessor can panic (in
+//!   fact none can panic at all: out-of-range reads give 0 or `[]`).
+//! * [`MessageRepr`]: the fields with borrowed name and data; builds
+//!   Announcements, Requests, Replies ([`MessageRepr::reply_to`]) and
+//!   Stateful Requests; [`MessageRepr::emit`] writes the entire form into any
+//!   `&mut [u8]`; [`MessageRepr::pointy_header`] gives a native *pointy*
+//!   header whose pointers refer to the borrowed name and data, for
+//!   zero-copy sends.
+//! * Both header layouts side by side ([`Layout64`], 88 bytes; [`Layout32`],
+//!   72 bytes; [`NativeLayout`] the default): a 64-bit tool can read and
+//!   write 32-bit messages and back. Integers are in host byte order (spec
+//!   §3.1); all reads and writes go through one private module, so a
+//!   foreign-endian view can be added later.
+//! * [`Flags`], [`MessageId`], [`OrigFrom`], [`Kind`],
+//!   [`name::SyntheticName`], [`ReplierBindEvent`].
+//! * [`name`]: validation (§4.1, typed [`NameError`]) and binding matching
+//!   (§4.2) exactly as the kernel does them.
+//!
+//! # Names and `&str`
+//!
+//! The kernel accepts ISO-8859-1 letter bytes (0xC0–0xFF but 0xD7, 0xF7) in
+//! names. Such a name is never valid UTF-8 (UTF-8 needs the bytes 0x80–0xBF,
+//! which names may not contain), so this crate's `&str` names are always
+//! ASCII: the validators work on bytes and accept Latin-1 like the kernel,
+//! but [`Message::new_checked`] refuses a Latin-1 name with
+//! [`Error::NonAsciiName`] (use [`Message::new_unchecked`] and
+//! [`Message::name_bytes`] to see one).
+//!
+//! # Features
+//!
+//! * `alloc`: [`MessageRepr::to_vec`].
+//! * `std` (default): implies `alloc`.
+//! * `defmt`: `defmt::Format` for the public types.
+//!
+//! Without default features the crate is `no_std` and allocation-free.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod bind_event;
+mod error;
+mod field;
+mod flags;
+mod id;
+mod kind;
+pub mod layout;
+mod message;
+pub mod name;
+mod repr;
+
+pub use bind_event::{ReplierBindEvent, ReplierBindEventRepr};
+pub use error::Error;
+pub use flags::Flags;
+pub use id::{MessageId, OrigFrom};
+pub use kind::{Kind, MessageFields};
+pub use layout::{
+    entire_len, padded_data_len, padded_name_len, Header32, Header64, Layout, Layout32, Layout64,
+    NativeHeader, NativeLayout,
+};
+pub use message::Message;
+pub use name::{NameError, SyntheticName, MAX_NAME_LEN, MIN_NAME_LEN};
+pub use repr::{MessageRepr, PointyHeader};
+
+/// `KBUS_MSG_START_GUARD`: first word of every message header.
+pub const START_GUARD: u32 = 0x7375_624B;
+/// `KBUS_MSG_END_GUARD`: last word of the header and of an entire message.
+pub const END_GUARD: u32 = 0x4B62_7573;
+
+/// The size of the native header (`H`: 88 on 64-bit, 72 on 32-bit).
+pub const NATIVE_HEADER_LEN: usize = <NativeLayout as Layout>::HEADER_LEN;

@@ -1,0 +1,588 @@
+//! A zero-copy view over an entire message (spec §3.3, §3.4).
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use zerocopy::FromBytes;
+
+use crate::field::{self, read_ptr, read_u32, write_ptr, write_u32};
+use crate::kind::{MessageFields, Show, ShowData, ShowName};
+use crate::layout::{len_usize, offset, padded_name_len, Layout, NativeLayout};
+use crate::name::{validate_message_name, NameError, SyntheticName, MAX_NAME_LEN};
+use crate::{
+    entire_len, Error, Flags, Kind, MessageId, MessageRepr, OrigFrom, ReplierBindEvent, END_GUARD,
+    START_GUARD,
+};
+
+/// A view over the bytes of an *entire* message in layout `L` (the native
+/// one by default), in the style of smoltcp's `wire` packets.
+///
+/// [`Message::new_checked`] validates:
+///
+/// 1. the buffer holds a header (`L::HEADER_LEN` bytes);
+/// 2. the start guard and the header's end guard;
+/// 3. both pointer fields are NULL (readers always get the entire form;
+///    a pointy header is not self-contained and is refused with
+///    [`Error::NotEntire`]);
+/// 4. `name_len` is 1..=1000 (a longer one is refused before anything else
+///    about the name, like the kernel's ENAMETOOLONG);
+/// 5. the buffer holds `ENTIRE(name_len, data_len)` bytes
+///    ([`Message::total_len`]); **trailing bytes after that are allowed**
+///    and ignored (so a view can sit on a larger receive buffer);
+/// 6. the final end guard after the data;
+/// 7. the name is a valid message name (§4.1, no wildcard: received messages
+///    never carry one);
+/// 8. the name is ASCII, so [`Message::name`] can return `&str` (the kernel
+///    also accepts ISO-8859-1 letter bytes, which are not UTF-8: such a
+///    message is refused with [`Error::NonAsciiName`]; its raw name is still
+///    reachable through [`Message::new_unchecked`] and
+///    [`Message::name_bytes`]).
+///
+/// The contents of the name and data padding are ignored, as the kernel does.
+///
+/// **No accessor panics**, whatever the bytes and whichever constructor was
+/// used: reads outside the buffer return 0 or an empty slice, writes outside
+/// it are ignored. After `new_checked` every accessor returns the real field.
+pub struct Message<T: AsRef<[u8]>, L: Layout = NativeLayout> {
+    buffer: T,
+    layout: PhantomData<L>,
+}
+
+impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
+    /// Wraps a buffer without checking anything.
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Message {
+            buffer,
+            layout: PhantomData,
+        }
+    }
+
+    /// Wraps a buffer after checking that it holds a well-formed entire
+    /// message (see the type's docs for the list).
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let message = Self::new_unchecked(buffer);
+        message.check()?;
+        Ok(message)
+    }
+
+    /// Runs the checks of [`Message::new_checked`].
+    pub fn check(&self) -> Result<(), Error> {
+        let buf = self.buffer.as_ref();
+        if buf.len() < L::HEADER_LEN {
+            return Err(Error::Truncated {
+                needed: L::HEADER_LEN,
+                got: buf.len(),
+            });
+        }
+        let found = self.start_guard();
+        if found != START_GUARD {
+            return Err(Error::BadStartGuard { found });
+        }
+        let found = self.end_guard();
+        if found != END_GUARD {
+            return Err(Error::BadEndGuard { found });
+        }
+        let (name_ptr, data_ptr) = (self.name_ptr(), self.data_ptr());
+        if name_ptr != 0 || data_ptr != 0 {
+            return Err(Error::NotEntire { name_ptr, data_ptr });
+        }
+        let name_len = len_usize(self.name_len());
+        if name_len > MAX_NAME_LEN {
+            return Err(NameError::TooLong { len: name_len }.into());
+        }
+        let total = self.total_len();
+        if buf.len() < total {
+            return Err(Error::Truncated {
+                needed: total,
+                got: buf.len(),
+            });
+        }
+        let found = self.final_guard();
+        if found != END_GUARD {
+            return Err(Error::BadFinalGuard { found });
+        }
+        let name = self.name_bytes();
+        validate_message_name(name)?;
+        if let Some(index) = name.iter().position(|b| !b.is_ascii()) {
+            let byte = name.get(index).copied().unwrap_or(0);
+            return Err(Error::NonAsciiName { index, byte });
+        }
+        Ok(())
+    }
+
+    /// The wrapped buffer.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The whole wrapped buffer (may extend past [`Message::total_len`]).
+    #[inline]
+    pub fn buffer(&self) -> &T {
+        &self.buffer
+    }
+
+    /// The message's bytes: the first [`Message::total_len`] bytes of the
+    /// buffer (or all of it if shorter).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        let buf = self.buffer.as_ref();
+        buf.get(..self.total_len()).unwrap_or(buf)
+    }
+
+    /// The header bytes (or fewer if the buffer is shorter).
+    #[inline]
+    pub fn header_bytes(&self) -> &[u8] {
+        let buf = self.buffer.as_ref();
+        buf.get(..L::HEADER_LEN).unwrap_or(buf)
+    }
+
+    /// A copy of the header as its zerocopy struct ([`Header64`] or
+    /// [`Header32`]); all zeros if the buffer is shorter than a header.
+    ///
+    /// [`Header64`]: crate::Header64
+    /// [`Header32`]: crate::Header32
+    #[inline]
+    pub fn header(&self) -> L::Header {
+        match L::Header::read_from_prefix(self.buffer.as_ref()) {
+            Ok((header, _)) => header,
+            Err(_) => L::Header::default(),
+        }
+    }
+
+    /// `ENTIRE(name_len, data_len)` for this layout: the message's size in
+    /// bytes, computed from the header (saturating).
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        entire_len::<L>(len_usize(self.name_len()), len_usize(self.data_len()))
+    }
+
+    #[inline]
+    fn read_id(&self, off: usize) -> MessageId {
+        let buf = self.buffer.as_ref();
+        MessageId::new(read_u32(buf, off), read_u32(buf, off + 4))
+    }
+
+    #[inline]
+    fn read_orig(&self, off: usize) -> OrigFrom {
+        let buf = self.buffer.as_ref();
+        OrigFrom::new(read_u32(buf, off), read_u32(buf, off + 4))
+    }
+
+    /// `start_guard` field.
+    #[inline]
+    pub fn start_guard(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::START_GUARD)
+    }
+    /// `id` field.
+    #[inline]
+    pub fn id(&self) -> MessageId {
+        self.read_id(offset::ID)
+    }
+    /// `in_reply_to` field ({0,0} when not a Reply).
+    #[inline]
+    pub fn in_reply_to(&self) -> MessageId {
+        self.read_id(offset::IN_REPLY_TO)
+    }
+    /// `to` field.
+    #[inline]
+    pub fn to(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::TO)
+    }
+    /// `from` field.
+    #[inline]
+    pub fn from(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::FROM)
+    }
+    /// `orig_from` field.
+    #[inline]
+    pub fn orig_from(&self) -> OrigFrom {
+        self.read_orig(offset::ORIG_FROM)
+    }
+    /// `final_to` field.
+    #[inline]
+    pub fn final_to(&self) -> OrigFrom {
+        self.read_orig(offset::FINAL_TO)
+    }
+    /// `extra` field (reserved).
+    #[inline]
+    pub fn extra(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::EXTRA)
+    }
+    /// `flags` field.
+    #[inline]
+    pub fn flags(&self) -> Flags {
+        Flags(read_u32(self.buffer.as_ref(), offset::FLAGS))
+    }
+    /// `name_len` field.
+    #[inline]
+    pub fn name_len(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::NAME_LEN)
+    }
+    /// `data_len` field.
+    #[inline]
+    pub fn data_len(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), offset::DATA_LEN)
+    }
+    /// `name` pointer field (0 in an entire message).
+    #[inline]
+    pub fn name_ptr(&self) -> u64 {
+        read_ptr(self.buffer.as_ref(), L::NAME_PTR, L::POINTER_LEN)
+    }
+    /// `data` pointer field (0 in an entire message).
+    #[inline]
+    pub fn data_ptr(&self) -> u64 {
+        read_ptr(self.buffer.as_ref(), L::DATA_PTR, L::POINTER_LEN)
+    }
+    /// The header's `end_guard` field.
+    #[inline]
+    pub fn end_guard(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), L::END_GUARD)
+    }
+
+    #[inline]
+    fn data_offset(&self) -> usize {
+        L::HEADER_LEN.saturating_add(padded_name_len(len_usize(self.name_len())))
+    }
+
+    /// The final end guard after the data.
+    #[inline]
+    pub fn final_guard(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), self.total_len().saturating_sub(4))
+    }
+
+    /// The name's bytes (`name_len` bytes after the header).
+    #[inline]
+    pub fn name_bytes(&self) -> &[u8] {
+        field::slice(
+            self.buffer.as_ref(),
+            L::HEADER_LEN,
+            len_usize(self.name_len()),
+        )
+    }
+
+    /// The name. Always the real name after [`Message::new_checked`]; on an
+    /// unchecked view whose name is not UTF-8 (or out of bounds), `""`.
+    #[inline]
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(self.name_bytes()).unwrap_or("")
+    }
+
+    /// The data (`data_len` bytes after the padded name).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        field::slice(
+            self.buffer.as_ref(),
+            self.data_offset(),
+            len_usize(self.data_len()),
+        )
+    }
+
+    /// The Python binding's predicates (spec §9.3).
+    ///
+    /// `WANT_A_REPLY` set.
+    #[inline]
+    pub fn is_request(&self) -> bool {
+        MessageFields::is_request(self)
+    }
+    /// `in_reply_to` is not zero.
+    #[inline]
+    pub fn is_reply(&self) -> bool {
+        MessageFields::is_reply(self)
+    }
+    /// `WANT_A_REPLY` set and `to` not zero.
+    #[inline]
+    pub fn is_stateful_request(&self) -> bool {
+        MessageFields::is_stateful_request(self)
+    }
+    /// `WANT_YOU_TO_REPLY` set: KBUS chose the reader as the Replier.
+    #[inline]
+    pub fn wants_us_to_reply(&self) -> bool {
+        MessageFields::wants_us_to_reply(self)
+    }
+    /// `SYNTHETIC` set.
+    #[inline]
+    pub fn is_synthetic(&self) -> bool {
+        MessageFields::is_synthetic(self)
+    }
+    /// `URGENT` set.
+    #[inline]
+    pub fn is_urgent(&self) -> bool {
+        MessageFields::is_urgent(self)
+    }
+    /// The message's [`Kind`].
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        Kind::classify(
+            self.name_bytes(),
+            self.flags(),
+            self.in_reply_to(),
+            self.to(),
+        )
+    }
+    /// The standard KBUS name this message carries, if any.
+    #[inline]
+    pub fn synthetic_name(&self) -> Option<SyntheticName> {
+        SyntheticName::from_name(self.name_bytes())
+    }
+
+    /// The data as a replier bind event, if this is a
+    /// `$.KBUS.ReplierBindEvent` with well-formed data.
+    pub fn bind_event(&self) -> Result<ReplierBindEvent<&[u8]>, Error> {
+        if self.name_bytes() != crate::name::REPLIER_BIND_EVENT.as_bytes() {
+            return Err(Error::NotBindEvent);
+        }
+        ReplierBindEvent::new_checked(self.data())
+    }
+
+    /// The fields as a [`MessageRepr`] borrowing name and data (no checks;
+    /// see [`MessageRepr::parse`] for the checked form).
+    #[inline]
+    pub fn repr(&self) -> MessageRepr<'_> {
+        MessageRepr {
+            id: self.id(),
+            in_reply_to: self.in_reply_to(),
+            to: self.to(),
+            from: self.from(),
+            orig_from: self.orig_from(),
+            final_to: self.final_to(),
+            flags: self.flags(),
+            name: self.name(),
+            data: self.data(),
+        }
+    }
+
+    fn show(&self) -> Show<'_> {
+        Show {
+            kind: self.kind(),
+            name: self.name_bytes(),
+            id: self.id(),
+            in_reply_to: self.in_reply_to(),
+            to: self.to(),
+            from: self.from(),
+            orig_from: self.orig_from(),
+            final_to: self.final_to(),
+            flags: self.flags(),
+            data: self.data(),
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>, L: Layout> Message<T, L> {
+    #[inline]
+    fn buf_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+    /// Sets the `start_guard` field.
+    #[inline]
+    pub fn set_start_guard(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::START_GUARD, value);
+    }
+    /// Sets the `id` field.
+    #[inline]
+    pub fn set_id(&mut self, id: MessageId) {
+        write_u32(self.buf_mut(), offset::ID, id.network_id);
+        write_u32(self.buf_mut(), offset::ID + 4, id.serial_num);
+    }
+    /// Sets the `in_reply_to` field.
+    #[inline]
+    pub fn set_in_reply_to(&mut self, id: MessageId) {
+        write_u32(self.buf_mut(), offset::IN_REPLY_TO, id.network_id);
+        write_u32(self.buf_mut(), offset::IN_REPLY_TO + 4, id.serial_num);
+    }
+    /// Sets the `to` field.
+    #[inline]
+    pub fn set_to(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::TO, value);
+    }
+    /// Sets the `from` field.
+    #[inline]
+    pub fn set_from(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::FROM, value);
+    }
+    /// Sets the `orig_from` field.
+    #[inline]
+    pub fn set_orig_from(&mut self, value: OrigFrom) {
+        write_u32(self.buf_mut(), offset::ORIG_FROM, value.network_id);
+        write_u32(self.buf_mut(), offset::ORIG_FROM + 4, value.local_id);
+    }
+    /// Sets the `final_to` field.
+    #[inline]
+    pub fn set_final_to(&mut self, value: OrigFrom) {
+        write_u32(self.buf_mut(), offset::FINAL_TO, value.network_id);
+        write_u32(self.buf_mut(), offset::FINAL_TO + 4, value.local_id);
+    }
+    /// Sets the `extra` field.
+    #[inline]
+    pub fn set_extra(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::EXTRA, value);
+    }
+    /// Sets the `flags` field.
+    #[inline]
+    pub fn set_flags(&mut self, value: Flags) {
+        write_u32(self.buf_mut(), offset::FLAGS, value.0);
+    }
+    /// Sets the `name_len` field (moves where the data and final guard are
+    /// looked for; re-check afterwards).
+    #[inline]
+    pub fn set_name_len(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::NAME_LEN, value);
+    }
+    /// Sets the `data_len` field (moves where the final guard is looked for;
+    /// re-check afterwards).
+    #[inline]
+    pub fn set_data_len(&mut self, value: u32) {
+        write_u32(self.buf_mut(), offset::DATA_LEN, value);
+    }
+    /// Sets the `name` pointer field (truncated to 32 bits on [`Layout32`]).
+    ///
+    /// [`Layout32`]: crate::Layout32
+    #[inline]
+    pub fn set_name_ptr(&mut self, value: u64) {
+        write_ptr(self.buf_mut(), L::NAME_PTR, L::POINTER_LEN, value);
+    }
+    /// Sets the `data` pointer field (truncated to 32 bits on [`Layout32`]).
+    ///
+    /// [`Layout32`]: crate::Layout32
+    #[inline]
+    pub fn set_data_ptr(&mut self, value: u64) {
+        write_ptr(self.buf_mut(), L::DATA_PTR, L::POINTER_LEN, value);
+    }
+    /// Sets the header's `end_guard` field.
+    #[inline]
+    pub fn set_end_guard(&mut self, value: u32) {
+        write_u32(self.buf_mut(), L::END_GUARD, value);
+    }
+    /// Sets the final end guard (at `total_len() - 4`).
+    #[inline]
+    pub fn set_final_guard(&mut self, value: u32) {
+        let off = self.total_len().saturating_sub(4);
+        write_u32(self.buf_mut(), off, value);
+    }
+    /// The name bytes, mutable (a name must stay valid to pass the checks).
+    #[inline]
+    pub fn name_bytes_mut(&mut self) -> &mut [u8] {
+        let len = len_usize(self.name_len());
+        field::slice_mut(self.buf_mut(), L::HEADER_LEN, len)
+    }
+    /// The data, mutable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let (off, len) = (self.data_offset(), len_usize(self.data_len()));
+        field::slice_mut(self.buf_mut(), off, len)
+    }
+}
+
+impl<T: AsRef<[u8]>, L: Layout> MessageFields for Message<T, L> {
+    #[inline]
+    fn id(&self) -> MessageId {
+        Message::id(self)
+    }
+    #[inline]
+    fn in_reply_to(&self) -> MessageId {
+        Message::in_reply_to(self)
+    }
+    #[inline]
+    fn to(&self) -> u32 {
+        Message::to(self)
+    }
+    #[inline]
+    fn from(&self) -> u32 {
+        Message::from(self)
+    }
+    #[inline]
+    fn orig_from(&self) -> OrigFrom {
+        Message::orig_from(self)
+    }
+    #[inline]
+    fn final_to(&self) -> OrigFrom {
+        Message::final_to(self)
+    }
+    #[inline]
+    fn flags(&self) -> Flags {
+        Message::flags(self)
+    }
+    #[inline]
+    fn name(&self) -> &str {
+        Message::name(self)
+    }
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Message::data(self)
+    }
+}
+
+impl<T: AsRef<[u8]> + Clone, L: Layout> Clone for Message<T, L> {
+    fn clone(&self) -> Self {
+        Message::new_unchecked(self.buffer.clone())
+    }
+}
+
+impl<T: AsRef<[u8]> + Copy, L: Layout> Copy for Message<T, L> {}
+
+impl<T: AsRef<[u8]>, L: Layout, U: AsRef<[u8]>> PartialEq<Message<U, L>> for Message<T, L> {
+    /// Two messages are equal when their bytes up to `total_len()` are.
+    fn eq(&self, other: &Message<U, L>) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<T: AsRef<[u8]>, L: Layout> Eq for Message<T, L> {}
+
+impl<T: AsRef<[u8]>, L: Layout> fmt::Display for Message<T, L> {
+    /// `<Request '$.Fred', id=[0:3], to=5, flags=0x1 (REQ), data=b"abc">`
+    /// (zero fields left out; data as text when printable, hex otherwise,
+    /// truncated after 64 bytes).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.show(), f)
+    }
+}
+
+impl<T: AsRef<[u8]>, L: Layout> fmt::Debug for Message<T, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct D<X>(X);
+        impl<X: fmt::Display> fmt::Debug for D<X> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+        f.debug_struct("Message")
+            .field("layout", &D(L::NAME))
+            .field("kind", &self.kind())
+            .field(
+                "name",
+                &D(format_args!("'{}'", ShowName(self.name_bytes()))),
+            )
+            .field("id", &D(self.id()))
+            .field("in_reply_to", &D(self.in_reply_to()))
+            .field("to", &self.to())
+            .field("from", &self.from())
+            .field("orig_from", &D(self.orig_from()))
+            .field("final_to", &D(self.final_to()))
+            .field("extra", &self.extra())
+            .field("flags", &D(self.flags()))
+            .field("name_len", &self.name_len())
+            .field("data_len", &self.data_len())
+            .field("data", &D(ShowData(self.data())))
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<T: AsRef<[u8]>, L: Layout> defmt::Format for Message<T, L> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        crate::repr::defmt_show(
+            f,
+            self.kind(),
+            self.name_bytes(),
+            self.id(),
+            self.in_reply_to(),
+            self.to(),
+            self.from(),
+            self.flags(),
+            self.data(),
+        );
+    }
+}
