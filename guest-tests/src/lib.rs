@@ -1,0 +1,110 @@
+//! Helpers for the KBUS guest tests (`tests/*.rs`).
+//!
+//! These tests need `/dev/kbus0`..`/dev/kbus2` from our `kbus.ko` (loaded
+//! with `kbus_num_devices=3`), so they run inside a QEMU guest:
+//! `cargo xtask test --arch x86_64`. They never skip: a missing device is a
+//! loud failure. Each test uses its own message names and drops every Ksock
+//! before returning.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+pub use kbus_rustix::{Errno, Error, Ksock, Mode, Ready, Role};
+pub use kbus_wire::{Flags, Message, MessageId, MessageRepr};
+
+/// An owned received message.
+pub type Msg = Message<Vec<u8>>;
+
+fn open_or_die(dev: u32, mode: Mode) -> Ksock {
+    match Ksock::open(dev, mode) {
+        Ok(k) => k,
+        Err(e) => panic!(
+            "cannot open /dev/kbus{dev} ({e}). These tests must run inside the QEMU guest with \
+             our kbus.ko loaded (kbus_num_devices=3): run `cargo xtask test --arch x86_64`"
+        ),
+    }
+}
+
+/// A read/write Ksock on `/dev/kbus<dev>`; panics loudly if it is missing.
+pub fn open_rw(dev: u32) -> Ksock {
+    open_or_die(dev, Mode::ReadWrite)
+}
+
+/// A read-only Ksock on `/dev/kbus<dev>`; panics loudly if it is missing.
+pub fn open_ro(dev: u32) -> Ksock {
+    open_or_die(dev, Mode::ReadOnly)
+}
+
+/// Unwrap with the KBUS error's explanation.
+#[track_caller]
+pub fn ok<T>(r: Result<T, Error>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// Assert that `r` failed with exactly `errno`.
+#[track_caller]
+pub fn expect_errno<T: Debug>(r: Result<T, Error>, errno: Errno, what: &str) -> Error {
+    match r {
+        Ok(v) => panic!(
+            "{what}: expected {}, but it succeeded with {v:?}",
+            kbus_rustix::errno_name(errno)
+        ),
+        Err(e) => {
+            assert_eq!(
+                e.errno(),
+                Some(errno),
+                "{what}: expected {}, got: {e}",
+                kbus_rustix::errno_name(errno)
+            );
+            e
+        }
+    }
+}
+
+/// Pop and read the next message; panics if the queue is empty.
+#[track_caller]
+pub fn recv(k: &Ksock, what: &str) -> Msg {
+    match k.read_next_msg_owned() {
+        Ok(Some(m)) => m,
+        Ok(None) => panic!("{what}: expected a message on {k}, the queue is empty"),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// Assert that the Ksock has nothing queued.
+#[track_caller]
+pub fn assert_empty(k: &Ksock, what: &str) {
+    let n = ok(k.num_messages(), "NUMMSGS");
+    if n != 0 {
+        let m = recv(k, what);
+        panic!("{what}: expected an empty queue on {k}, found {n} message(s), first: {m}");
+    }
+    assert_eq!(
+        ok(k.next_msg(), "NEXTMSG"),
+        None,
+        "{what}: NEXTMSG on an empty queue"
+    );
+}
+
+/// Send and unwrap.
+#[track_caller]
+pub fn send(k: &Ksock, m: &MessageRepr<'_>) -> MessageId {
+    match k.send_msg(m) {
+        Ok(id) => id,
+        Err(e) => panic!("sending {} from {k}: {e}", m.name),
+    }
+}
+
+/// Bind and unwrap.
+#[track_caller]
+pub fn bind(k: &Ksock, name: &str, role: Role) {
+    if let Err(e) = k.bind(name, role) {
+        panic!("binding {k} to {name} as {role:?}: {e}");
+    }
+}
+
+/// A short wait for poll-based tests.
+pub const SHORT: Duration = Duration::from_millis(50);

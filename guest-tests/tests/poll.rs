@@ -1,0 +1,106 @@
+//! poll and wait_for_msg, with and without timeouts (spec §5.9, §6.5).
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kbus_guest_tests::*;
+
+#[test]
+fn poll_with_a_timeout() {
+    let l = open_rw(0);
+    bind(&l, "$.Poll.T", Role::Listener);
+    assert_eq!(
+        ok(l.poll(Ready::READ, Some(Duration::ZERO)), "poll 0"),
+        Ready::default()
+    );
+    let t = Instant::now();
+    assert_eq!(
+        ok(l.poll(Ready::READ, Some(SHORT)), "poll 50ms"),
+        Ready::default()
+    );
+    assert!(t.elapsed() >= SHORT, "the timeout was waited for");
+    // A read/write Ksock not in sending state is always writable.
+    assert_eq!(
+        ok(l.poll(Ready::BOTH, Some(Duration::ZERO)), "poll rw"),
+        Ready::WRITE
+    );
+
+    send(&l, &MessageRepr::announcement("$.Poll.T", b""));
+    assert_eq!(ok(l.poll(Ready::READ, Some(SHORT)), "poll"), Ready::READ);
+    assert_eq!(ok(l.poll(Ready::BOTH, None), "poll forever"), Ready::BOTH);
+    recv(&l, "the message");
+    assert_eq!(
+        ok(l.poll(Ready::READ, Some(Duration::ZERO)), "poll"),
+        Ready::default()
+    );
+
+    let mut buf = [0u8; 128];
+    let t = Instant::now();
+    assert!(ok(l.wait_for_msg(&mut buf, Some(SHORT)), "wait").is_none());
+    assert!(t.elapsed() >= SHORT);
+}
+
+#[test]
+fn poll_without_a_timeout_wakes_on_delivery() {
+    let l = open_ro(0);
+    bind(&l, "$.Poll.Wake", Role::Listener);
+    let sender = thread::spawn(|| {
+        let s = open_rw(0);
+        thread::sleep(Duration::from_millis(100));
+        send(&s, &MessageRepr::announcement("$.Poll.Wake", b"wake up"))
+    });
+    let t = Instant::now();
+    let r = ok(l.poll(Ready::READ, None), "poll forever");
+    assert_eq!(r, Ready::READ);
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "poll returned before the send"
+    );
+    let id = sender.join().unwrap();
+    let mut buf = [0u8; 128];
+    let m = ok(l.wait_for_msg(&mut buf, None), "wait_for_msg").expect("readable");
+    assert_eq!((m.id(), m.data()), (id, &b"wake up"[..]));
+}
+
+#[test]
+fn wait_for_msg_without_a_timeout() {
+    let l = open_ro(1);
+    bind(&l, "$.Poll.Wait", Role::Listener);
+    let sender = thread::spawn(|| {
+        let s = open_rw(1);
+        thread::sleep(Duration::from_millis(50));
+        send(&s, &MessageRepr::announcement("$.Poll.Wait", b"hi"))
+    });
+    let mut buf = [0u8; 128];
+    let m = ok(l.wait_for_msg(&mut buf, None), "wait_for_msg").expect("a message");
+    assert_eq!(m.id(), sender.join().unwrap());
+}
+
+#[test]
+fn pending_send_finishes_when_the_listener_makes_room() {
+    let l = open_ro(0);
+    let s = open_rw(0);
+    bind(&l, "$.Poll.Pending", Role::Listener);
+    ok(l.set_max_messages(1), "MAXMSGS 1");
+    send(&s, &MessageRepr::announcement("$.Poll.Pending", b"1"));
+    let mut m = MessageRepr::announcement("$.Poll.Pending", b"2");
+    m.flags = Flags::ALL_OR_WAIT;
+    let id = expect_errno(s.send_msg(&m), Errno::AGAIN, "pending")
+        .message_id()
+        .unwrap();
+    expect_errno(
+        s.write_data(&[0u8; 4]),
+        Errno::ALREADY,
+        "write while pending",
+    );
+    assert_eq!(
+        ok(s.poll(Ready::WRITE, Some(Duration::ZERO)), "poll"),
+        Ready::default()
+    );
+    recv(&l, "first");
+    // Room now: a poll for writable retries and finishes the send.
+    assert_eq!(ok(s.poll(Ready::WRITE, Some(SHORT)), "poll"), Ready::WRITE);
+    let got = recv(&l, "the pending message");
+    assert_eq!((got.id(), got.data()), (id, &b"2"[..]));
+    assert!(got.flags().contains(Flags::ALL_OR_WAIT));
+}
