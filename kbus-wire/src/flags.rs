@@ -255,11 +255,8 @@ impl defmt::Format for Flags {
         defmt::write!(f, "{=u32:#x}", self.0);
         let mut first = true;
         for name in self.mnemonics() {
-            if first {
-                defmt::write!(f, " ({=str}", name);
-            } else {
-                defmt::write!(f, ",{=str}", name);
-            }
+            let sep = if first { " (" } else { "," };
+            defmt::write!(f, "{=str}{=str}", sep, name);
             first = false;
         }
         if !first {
