@@ -2,6 +2,9 @@
 //! §3.4, §3.7), for both layouts. Expected bytes are built here from the
 //! spec's offset tables, independently of the crate's own constants.
 
+// The spec's formulas are transcribed literally.
+#![allow(clippy::manual_div_ceil)]
+
 use kbus_wire::{
     entire_len, padded_data_len, padded_name_len, Error, Flags, Header32, Header64, Layout,
     Layout32, Layout64, Message, MessageId, MessageRepr, NameError, OrigFrom, ReplierBindEvent,

@@ -8,7 +8,7 @@ use kbus_wire::name::{
 /// The spec's algorithm, transcribed literally, as a reference.
 fn reference_valid(name: &[u8]) -> bool {
     let n = name.len();
-    if n < 3 || n > 1000 {
+    if !(3..=1000).contains(&n) {
         return false;
     }
     if name[0] != b'$' || name[1] != b'.' {

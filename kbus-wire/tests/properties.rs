@@ -1,0 +1,283 @@
+//! Property tests: emit → parse is the identity in both layouts, and no
+//! bytes whatsoever make `new_checked` or any accessor panic.
+
+// The spec's formulas are transcribed literally.
+#![allow(clippy::manual_div_ceil)]
+
+use kbus_wire::{
+    entire_len, Flags, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, OrigFrom,
+    ReplierBindEvent, END_GUARD, START_GUARD,
+};
+use proptest::prelude::*;
+
+/// A valid, sendable, ASCII name.
+fn name_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec("[A-Za-z0-9]{1,12}", 1..6).prop_map(|parts| {
+        let mut name = String::from("$.");
+        name.push_str(&parts.join("."));
+        name.truncate(1000);
+        name.trim_end_matches('.').to_owned()
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Fields {
+    id: (u32, u32),
+    in_reply_to: (u32, u32),
+    to: u32,
+    from: u32,
+    orig_from: (u32, u32),
+    final_to: (u32, u32),
+    flags: u32,
+    name: String,
+    data: Vec<u8>,
+}
+
+fn fields_strategy() -> impl Strategy<Value = Fields> {
+    (
+        any::<(u32, u32)>(),
+        any::<(u32, u32)>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<(u32, u32)>(),
+        any::<(u32, u32)>(),
+        any::<u32>(),
+        name_strategy(),
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(
+            |(id, in_reply_to, to, from, orig_from, final_to, flags, name, data)| Fields {
+                id,
+                in_reply_to,
+                to,
+                from,
+                orig_from,
+                final_to,
+                flags,
+                name,
+                data,
+            },
+        )
+}
+
+fn repr(f: &Fields) -> MessageRepr<'_> {
+    MessageRepr {
+        id: MessageId::new(f.id.0, f.id.1),
+        in_reply_to: MessageId::new(f.in_reply_to.0, f.in_reply_to.1),
+        to: f.to,
+        from: f.from,
+        orig_from: OrigFrom::new(f.orig_from.0, f.orig_from.1),
+        final_to: OrigFrom::new(f.final_to.0, f.final_to.1),
+        flags: Flags::from_bits_retain(f.flags),
+        name: &f.name,
+        data: &f.data,
+    }
+}
+
+fn round_trip<L: Layout>(f: &Fields, slack: usize) -> Result<(), TestCaseError> {
+    let r = repr(f);
+    let len = r.buffer_len::<L>();
+    prop_assert_eq!(len, entire_len::<L>(f.name.len(), f.data.len()));
+    prop_assert_eq!(len % 4, 0);
+    let mut buf = vec![0xA5u8; len + slack];
+    prop_assert_eq!(r.emit::<L>(&mut buf), Ok(len));
+    prop_assert!(
+        buf[len..].iter().all(|&b| b == 0xA5),
+        "nothing written past the end"
+    );
+    let msg =
+        Message::<_, L>::new_checked(&buf[..]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(msg.total_len(), len);
+    let parsed = MessageRepr::parse(&msg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(parsed, r);
+    // Emitting the parsed form gives the same bytes.
+    let mut again = vec![0u8; len];
+    parsed.emit::<L>(&mut again).unwrap();
+    prop_assert_eq!(&again[..], &buf[..len]);
+    // One byte short never works.
+    prop_assert!(r.emit::<L>(&mut buf[..len - 1]).is_err());
+    prop_assert!(Message::<_, L>::new_checked(&buf[..len - 1]).is_err());
+    Ok(())
+}
+
+/// Calls every accessor; none may panic.
+fn touch_all<L: Layout>(m: &Message<&[u8], L>) -> usize {
+    let mut acc = m.start_guard() as usize
+        ^ m.id().serial_num as usize
+        ^ m.in_reply_to().network_id as usize
+        ^ m.to() as usize
+        ^ m.from() as usize
+        ^ m.orig_from().local_id as usize
+        ^ m.final_to().network_id as usize
+        ^ m.extra() as usize
+        ^ m.flags().bits() as usize
+        ^ m.name_len() as usize
+        ^ m.data_len() as usize
+        ^ m.name_ptr() as usize
+        ^ m.data_ptr() as usize
+        ^ m.end_guard() as usize
+        ^ m.final_guard() as usize
+        ^ m.total_len()
+        ^ m.name().len()
+        ^ m.name_bytes().len()
+        ^ m.data().len()
+        ^ m.as_bytes().len()
+        ^ m.header_bytes().len();
+    acc ^= m.is_request() as usize
+        ^ m.is_reply() as usize
+        ^ m.is_stateful_request() as usize
+        ^ m.wants_us_to_reply() as usize
+        ^ m.is_synthetic() as usize
+        ^ m.is_urgent() as usize;
+    acc ^= format!("{:?}", m.kind()).len() ^ format!("{:?}", m.synthetic_name()).len();
+    acc ^= m.to_string().len() ^ format!("{m:?}").len() ^ format!("{:?}", m.header()).len();
+    if let Ok(ev) = m.bind_event() {
+        acc ^= ev.binder() as usize ^ ev.name().len() ^ ev.to_string().len();
+    }
+    let r = m.repr();
+    acc ^= r.to_string().len();
+    let _ = MessageRepr::reply_to(&r, b"x");
+    let _ = MessageRepr::stateful_request(m, "$.S", b"");
+    let mut out = vec![0u8; 64];
+    let _ = r.emit::<L>(&mut out);
+    acc
+}
+
+/// Mutable accessors on arbitrary bytes; none may panic.
+fn poke_all<L: Layout>(bytes: &mut [u8], v: u32) {
+    let mut m = Message::<_, L>::new_unchecked(bytes);
+    m.set_to(v);
+    m.set_from(v);
+    m.set_id(MessageId::new(v, v));
+    m.set_in_reply_to(MessageId::new(v, v));
+    m.set_orig_from(OrigFrom::new(v, v));
+    m.set_final_to(OrigFrom::new(v, v));
+    m.set_extra(v);
+    m.set_flags(Flags(v));
+    m.set_name_ptr(u64::from(v));
+    m.set_data_ptr(u64::from(v));
+    m.set_end_guard(v);
+    m.set_final_guard(v);
+    m.data_mut().fill(1);
+    m.name_bytes_mut().fill(b'a');
+    m.set_name_len(v);
+    m.set_data_len(v);
+    m.set_start_guard(v);
+    let _ = m.check();
+}
+
+/// A valid message, then one corrupted word and/or a truncation: reaches
+/// the deep checks that random bytes rarely get past.
+fn corrupted<L: Layout>(f: &Fields, at: usize, word: u32, cut: usize) -> Vec<u8> {
+    let r = repr(f);
+    let mut buf = vec![0u8; r.buffer_len::<L>()];
+    r.emit::<L>(&mut buf).unwrap();
+    let at = at % buf.len();
+    let end = (at + 4).min(buf.len());
+    buf[at..end].copy_from_slice(&word.to_ne_bytes()[..end - at]);
+    let keep = buf.len() - cut % buf.len();
+    buf.truncate(keep);
+    buf
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn emit_parse_identity_64(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout64>(&f, slack)?;
+    }
+
+    #[test]
+    fn emit_parse_identity_32(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout32>(&f, slack)?;
+    }
+
+    #[test]
+    fn cross_layout_identity(f in fields_strategy()) {
+        let r = repr(&f);
+        let mut b64 = vec![0u8; r.buffer_len::<Layout64>()];
+        r.emit::<Layout64>(&mut b64).unwrap();
+        let m64 = Message::<_, Layout64>::new_checked(&b64[..]).unwrap();
+        let p = MessageRepr::parse(&m64).unwrap();
+        let mut b32 = vec![0u8; p.buffer_len::<Layout32>()];
+        p.emit::<Layout32>(&mut b32).unwrap();
+        let m32 = Message::<_, Layout32>::new_checked(&b32[..]).unwrap();
+        prop_assert_eq!(MessageRepr::parse(&m32).unwrap(), r);
+        prop_assert_eq!(b64.len(), b32.len() + 16);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        for start in [0usize, 1] {
+            let b = &bytes[start.min(bytes.len())..];
+            let _ = Message::<_, Layout64>::new_checked(b);
+            let _ = Message::<_, Layout32>::new_checked(b);
+            touch_all(&Message::<&[u8], Layout64>::new_unchecked(b));
+            touch_all(&Message::<&[u8], Layout32>::new_unchecked(b));
+            let ev = ReplierBindEvent::new_unchecked(b);
+            let _ = (ev.is_bind(), ev.binder(), ev.name(), ev.to_string(), ev.check());
+            let _ = ReplierBindEvent::new_checked(b);
+        }
+        let mut m = bytes.clone();
+        poke_all::<Layout64>(&mut m, 0xFFFF_FFF0);
+        let mut m = bytes.clone();
+        poke_all::<Layout32>(&mut m, 7);
+    }
+
+    #[test]
+    fn arbitrary_headers_with_guards_never_panic(
+        mut bytes in prop::collection::vec(any::<u8>(), 88..700),
+        name_len in prop_oneof![0u32..40, any::<u32>()],
+        data_len in prop_oneof![0u32..600, any::<u32>()],
+        nulls in any::<bool>(),
+    ) {
+        // Plausible headers: guards in place, lengths small or wild.
+        for (h, end, ptrs) in [(88usize, 80usize, 64usize..80), (72, 68, 60..68)] {
+            bytes[0..4].copy_from_slice(&START_GUARD.to_ne_bytes());
+            bytes[end..end + 4].copy_from_slice(&END_GUARD.to_ne_bytes());
+            bytes[52..56].copy_from_slice(&name_len.to_ne_bytes());
+            bytes[56..60].copy_from_slice(&data_len.to_ne_bytes());
+            if nulls {
+                bytes[ptrs].fill(0);
+            }
+            let total = 4 * ((name_len as usize + 4) / 4) + 4 * ((data_len as usize + 3) / 4) + h + 4;
+            if total <= bytes.len() {
+                bytes[total - 4..total].copy_from_slice(&END_GUARD.to_ne_bytes());
+            }
+            if h == 88 {
+                if let Ok(m) = Message::<_, Layout64>::new_checked(&bytes[..]) {
+                    prop_assert!(m.total_len() <= bytes.len());
+                    prop_assert_eq!(m.name().len(), name_len as usize);
+                    prop_assert_eq!(m.data().len(), data_len as usize);
+                }
+                touch_all(&Message::<&[u8], Layout64>::new_unchecked(&bytes));
+            } else {
+                if let Ok(m) = Message::<_, Layout32>::new_checked(&bytes[..]) {
+                    prop_assert!(m.total_len() <= bytes.len());
+                    prop_assert_eq!(m.name().len(), name_len as usize);
+                }
+                touch_all(&Message::<&[u8], Layout32>::new_unchecked(&bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn corrupted_messages_never_panic(
+        f in fields_strategy(), at in any::<usize>(), word in any::<u32>(), cut in 0usize..12,
+    ) {
+        for b in [corrupted::<Layout64>(&f, at, word, cut), corrupted::<Layout32>(&f, at, word, cut)] {
+            let m = Message::<&[u8], Layout64>::new_unchecked(&b);
+            let _ = m.check();
+            touch_all(&m);
+            let m = Message::<&[u8], Layout32>::new_unchecked(&b);
+            let _ = m.check();
+            touch_all(&m);
+            // A checked view's fields are consistent with its bytes.
+            if let Ok(m) = Message::<_, Layout64>::new_checked(&b[..]) {
+                prop_assert!(m.total_len() <= b.len());
+                prop_assert!(kbus_wire::name::validate_message_name(m.name().as_bytes()).is_ok());
+            }
+        }
+    }
+}
