@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KBUS - a kernel-mediated message bus: shared definitions of the module.
+ *
+ * This is a clean-room implementation written from the project's behavioural
+ * specification (kbus-spec.md). See kbus_main.c for the locking rules.
+ */
+#ifndef KBUS_INTERNAL_H
+#define KBUS_INTERNAL_H
+
+#include <linux/build_bug.h>
+#include <linux/device.h>
+#include <linux/ioctl.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+/* ------------------------------------------------------------------------
+ * User ABI (spec section 3)
+ */
+
+#define KBUS_MSG_START_GUARD	0x7375624B
+#define KBUS_MSG_END_GUARD	0x4B627573
+
+struct kbus_msg_id {
+	__u32 network_id;
+	__u32 serial_num;
+};
+
+struct kbus_orig_from {
+	__u32 network_id;
+	__u32 local_id;
+};
+
+/* BIND / UNBIND argument */
+struct kbus_bind_request {
+	__u32 is_replier;
+	__u32 name_len;
+	char __user *name;
+};
+
+/* REPLIER argument */
+struct kbus_bind_query {
+	__u32 return_id;
+	__u32 name_len;
+	char __user *name;
+};
+
+struct kbus_message_header {
+	__u32 start_guard;
+	struct kbus_msg_id id;
+	struct kbus_msg_id in_reply_to;
+	__u32 to;
+	__u32 from;
+	struct kbus_orig_from orig_from;
+	struct kbus_orig_from final_to;
+	__u32 extra;
+	__u32 flags;
+	__u32 name_len;
+	__u32 data_len;
+	char __user *name;
+	void __user *data;
+	__u32 end_guard;
+};
+
+static_assert(sizeof(struct kbus_message_header) ==
+	      (sizeof(void *) == 8 ? 88 : 72));
+
+/* Data of a $.KBUS.ReplierBindEvent: these three words, then the name */
+struct kbus_replier_bind_event_data {
+	__u32 is_bind;
+	__u32 binder;
+	__u32 name_len;
+};
+
+#define KBUS_BIT_WANT_A_REPLY		BIT(0)
+#define KBUS_BIT_WANT_YOU_TO_REPLY	BIT(1)
+#define KBUS_BIT_SYNTHETIC		BIT(2)
+#define KBUS_BIT_URGENT			BIT(3)
+#define KBUS_BIT_ALL_OR_WAIT		BIT(8)
+#define KBUS_BIT_ALL_OR_FAIL		BIT(9)
+
+#define KBUS_IOC_MAGIC		'k'
+#define KBUS_IOC_RESET		_IO(KBUS_IOC_MAGIC, 1)
+#define KBUS_IOC_BIND		_IOW(KBUS_IOC_MAGIC, 2, char *)
+#define KBUS_IOC_UNBIND		_IOW(KBUS_IOC_MAGIC, 3, char *)
+#define KBUS_IOC_KSOCKID	_IOR(KBUS_IOC_MAGIC, 4, char *)
+#define KBUS_IOC_REPLIER	_IOWR(KBUS_IOC_MAGIC, 5, char *)
+#define KBUS_IOC_NEXTMSG	_IOR(KBUS_IOC_MAGIC, 6, char *)
+#define KBUS_IOC_LENLEFT	_IOR(KBUS_IOC_MAGIC, 7, char *)
+#define KBUS_IOC_SEND		_IOR(KBUS_IOC_MAGIC, 8, char *)
+#define KBUS_IOC_DISCARD	_IO(KBUS_IOC_MAGIC, 9)
+#define KBUS_IOC_LASTSENT	_IOR(KBUS_IOC_MAGIC, 10, char *)
+#define KBUS_IOC_MAXMSGS	_IOWR(KBUS_IOC_MAGIC, 11, char *)
+#define KBUS_IOC_NUMMSGS	_IOR(KBUS_IOC_MAGIC, 12, char *)
+#define KBUS_IOC_UNREPLIEDTO	_IOR(KBUS_IOC_MAGIC, 13, char *)
+#define KBUS_IOC_MSGONLYONCE	_IOWR(KBUS_IOC_MAGIC, 14, char *)
+#define KBUS_IOC_VERBOSE	_IOWR(KBUS_IOC_MAGIC, 15, char *)
+#define KBUS_IOC_NEWDEVICE	_IOR(KBUS_IOC_MAGIC, 16, char *)
+#define KBUS_IOC_REPORTREPLIERBINDS _IOWR(KBUS_IOC_MAGIC, 17, char *)
+#define KBUS_IOC_MAXMSGSIZE	_IOWR(KBUS_IOC_MAGIC, 18, char *)
+#define KBUS_IOC_MAXNR		18
+
+/* ------------------------------------------------------------------------
+ * Limits (spec section 3.8)
+ */
+
+#define KBUS_MAX_NAME_LEN		1000
+#define KBUS_MIN_NAME_LEN		3
+#define KBUS_DEF_MAX_MESSAGES		100
+#define KBUS_MAX_UNSENT_UNBIND_MSGS	1000
+#define KBUS_MAX_NUM_DEVICES		256
+#define KBUS_MIN_MAX_MESSAGE_SIZE	100
+#define KBUS_DEF_MAX_MESSAGE_SIZE	409600
+/* Our own ceiling for the kbus_abs_max_message_size module parameter */
+#define KBUS_ABS_MAX_MESSAGE_SIZE_LIMIT	(64U << 20)
+#define KBUS_INIT_OUTSTANDING_SIZE	16
+#define KBUS_JUST_ASK			0xFFFFFFFFU
+
+#define KBUS_HDR_LEN	((u32)sizeof(struct kbus_message_header))
+
+#define KBUS_NAME_GONEAWAY	"$.KBUS.Replier.GoneAway"
+#define KBUS_NAME_IGNORED	"$.KBUS.Replier.Ignored"
+#define KBUS_NAME_UNBOUND	"$.KBUS.Replier.Unbound"
+#define KBUS_NAME_DISAPPEARED	"$.KBUS.Replier.Disappeared"
+#define KBUS_NAME_ERRORSENDING	"$.KBUS.ErrorSending"
+#define KBUS_NAME_EVENTS_LOST	"$.KBUS.UnbindEventsLost"
+#define KBUS_NAME_BIND_EVENT	"$.KBUS.ReplierBindEvent"
+
+static inline u32 kbus_padded_name_len(u32 name_len)
+{
+	return 4 * ((name_len + 1 + 3) / 4);
+}
+
+static inline u64 kbus_padded_data_len(u32 data_len)
+{
+	return 4 * (((u64)data_len + 3) / 4);
+}
+
+static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
+{
+	return KBUS_HDR_LEN + kbus_padded_name_len(name_len) +
+	       kbus_padded_data_len(data_len) + 4;
+}
+
+/* ------------------------------------------------------------------------
+ * Internal state
+ */
+
+/*
+ * One message as sent. It is immutable once delivered, and shared (by
+ * reference count) between every recipient's queue item, the pending write
+ * state and the current read state.
+ */
+struct kbus_msg {
+	struct kref ref;
+	struct kbus_msg_id id;
+	struct kbus_msg_id in_reply_to;
+	u32 to;
+	u32 from;
+	struct kbus_orig_from orig_from;
+	struct kbus_orig_from final_to;
+	u32 flags;		/* WANT_YOU_TO_REPLY never set here */
+	u32 name_len;
+	u32 data_len;
+	void *data;		/* data_len bytes (kvmalloc), NULL if none */
+	char name[];		/* name_len bytes plus a NUL */
+};
+
+struct kbus_ksock;
+
+struct kbus_binding {
+	struct list_head list;		/* in kbus_dev.bindings */
+	struct kbus_ksock *ksock;
+	u32 is_replier;			/* raw value given to BIND */
+	bool chosen;			/* scratch flag used by delivery */
+	u32 name_len;
+	char name[];
+};
+
+/*
+ * One copy of a message: on a Ksock's queue, as its current read message,
+ * or on the device's set-aside list (then @ksock says whose it is).
+ */
+struct kbus_qitem {
+	struct list_head list;
+	struct kbus_msg *msg;
+	struct kbus_binding *binding;	/* binding it came through, or NULL */
+	struct kbus_ksock *ksock;	/* owner, for set-aside entries */
+	u32 flags;			/* flags of this copy */
+};
+
+/* A Request popped with WANT_YOU_TO_REPLY and not yet answered */
+struct kbus_unreplied {
+	struct list_head list;
+	struct kbus_msg_id id;
+	u32 requester;
+};
+
+enum kbus_part {
+	KBUS_PART_HDR,
+	KBUS_PART_NAME,
+	KBUS_PART_NPAD,
+	KBUS_PART_DATA,
+	KBUS_PART_DPAD,
+	KBUS_PART_FINAL,
+};
+
+struct kbus_write_state {
+	bool active;		/* a message is in progress */
+	bool complete;
+	bool pointy;
+	bool copied;		/* pointy name and data copied in */
+	enum kbus_part part;
+	u32 pos;		/* bytes written of the current part */
+	struct kbus_message_header hdr;
+	u32 final_guard;
+	struct kbus_msg *msg;	/* allocated once the header is valid */
+};
+
+struct kbus_read_state {
+	struct kbus_qitem *item;	/* current read message, or NULL */
+	struct kbus_message_header hdr;	/* header image handed out */
+	u32 pos;
+	u32 total;
+};
+
+struct kbus_dev;
+
+struct kbus_ksock {
+	struct list_head list;		/* in kbus_dev.ksocks */
+	struct kbus_dev *dev;
+	u32 id;
+	pid_t pid;
+	bool writable;
+
+	struct list_head queue;
+	u32 queue_count;
+	u32 max_messages;
+
+	struct kbus_msg_id *outstanding; /* Requests awaiting our answer */
+	u32 out_count;
+	u32 out_size;
+	u32 out_max;
+
+	struct list_head unreplied;	/* newest first */
+	u32 unreplied_count;
+	u32 unreplied_max;
+
+	struct kbus_read_state rd;
+	struct kbus_write_state wr;
+	bool sending;
+	struct kbus_msg_id last_sent;
+
+	bool only_once;
+	struct kbus_msg_id last_pushed;
+
+	u32 set_aside_count;		/* my entries on dev->set_aside */
+
+	wait_queue_head_t read_wait;
+};
+
+struct kbus_dev {
+	struct mutex lock;		/* protects everything below */
+	u32 index;
+	struct device *dev;
+
+	struct list_head bindings;	/* newest first */
+	struct list_head ksocks;	/* newest first */
+	u32 next_ksock_id;
+	u32 next_serial;
+
+	bool verbose;
+	bool report_binds;
+
+	struct list_head set_aside;	/* of struct kbus_qitem */
+	u32 set_aside_count;
+	bool tragic;
+
+	u32 max_msg_size;
+
+	wait_queue_head_t write_wait;	/* senders in sending state */
+};
+
+#define kbus_dbg(kdev, fmt, ...)					\
+	do {								\
+		if ((kdev)->verbose)					\
+			dev_dbg((kdev)->dev, fmt, ##__VA_ARGS__);	\
+	} while (0)
+
+static inline struct kbus_msg *kbus_msg_get(struct kbus_msg *msg)
+{
+	kref_get(&msg->ref);
+	return msg;
+}
+
+static inline bool kbus_id_is_zero(const struct kbus_msg_id *id)
+{
+	return !id->network_id && !id->serial_num;
+}
+
+static inline bool kbus_id_eq(const struct kbus_msg_id *a,
+			      const struct kbus_msg_id *b)
+{
+	return a->network_id == b->network_id &&
+	       a->serial_num == b->serial_num;
+}
+
+/* kbus_main.c */
+extern unsigned int kbus_abs_max_message_size;
+u32 kbus_num_devices_now(void);
+struct kbus_dev *kbus_dev_get(u32 index);
+u32 kbus_next_counter(u32 *counter);
+
+/* kbus_msg.c */
+struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len);
+void kbus_msg_put(struct kbus_msg *msg);
+struct kbus_msg *kbus_msg_synthetic(struct kbus_dev *dev, const char *name,
+				    u32 data_len);
+struct kbus_qitem *kbus_qitem_alloc(void);
+void kbus_qitem_free(struct kbus_qitem *item);
+void kbus_write_discard(struct kbus_ksock *k);
+ssize_t kbus_write_bytes(struct kbus_ksock *k, const char __user *buf,
+			 size_t count);
+ssize_t kbus_read_bytes(struct kbus_ksock *k, char __user *buf,
+			size_t count);
+void kbus_read_drop(struct kbus_ksock *k);
+int kbus_nextmsg(struct kbus_ksock *k, u32 *len);
+u32 kbus_lenleft(const struct kbus_ksock *k);
+int kbus_send(struct kbus_ksock *k, struct kbus_msg_id *id);
+const char *kbus_part_name(enum kbus_part part);
+
+/* kbus_deliver.c */
+bool kbus_name_valid(const char *name, u32 len);
+bool kbus_name_is_wildcard(const char *name, u32 len);
+bool kbus_queue_full(const struct kbus_ksock *k, bool is_reply);
+struct kbus_ksock *kbus_find_ksock(struct kbus_dev *dev, u32 id);
+int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
+		 struct kbus_msg *msg);
+void kbus_retry_pending(struct kbus_ksock *k);
+int kbus_outstanding_reserve(struct kbus_ksock *k);
+void kbus_drain_set_aside(struct kbus_ksock *k);
+int kbus_bind(struct kbus_ksock *k, u32 is_replier, const char *name,
+	      u32 name_len);
+int kbus_unbind(struct kbus_ksock *k, u32 is_replier, const char *name,
+		u32 name_len);
+u32 kbus_find_replier(struct kbus_dev *dev, const char *name, u32 name_len);
+int kbus_report_current_binds(struct kbus_ksock *k);
+void kbus_ksock_teardown(struct kbus_ksock *k);
+void kbus_wake_writers(struct kbus_dev *dev);
+
+/* kbus_proc.c */
+int kbus_proc_init(void);
+void kbus_proc_exit(void);
+
+#endif /* KBUS_INTERNAL_H */
