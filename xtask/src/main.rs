@@ -4,13 +4,12 @@
 //! recipe in `qemu/`. Downloads and built images are cached in `$KBUS_CACHE`
 //! (default `~/.cache/kbus`), keyed by versions.
 
-// Guest builds (next commit) use the rest of the target description.
-#![allow(dead_code)]
-
+mod cross;
 mod guest;
 mod kmod;
 mod setup;
 mod target;
+mod tasks;
 mod util;
 
 use anyhow::{bail, Result};
@@ -56,6 +55,26 @@ enum Cmd {
         /// Its arguments
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Host tests, clippy, rustfmt, the no_std proof, then per arch: kmod
+    /// (W=1) and the guest tests plus examples in one boot. Prints
+    /// `N passed, N failed`; fails if anything failed
+    Test {
+        /// One arch only (default: all three)
+        #[arg(long, value_enum)]
+        arch: Option<Arch>,
+        /// Skip the host-side checks (a developer shortcut; CI runs everything)
+        #[arg(long)]
+        guest_only: bool,
+    },
+    /// The README's main job: boot x86_64 and run kbus-rustix's demo example
+    Demo,
+    /// Build the no_std firmware example per arch (profile `firmware`) and
+    /// print its text/data/bss/file sizes
+    Sizes {
+        /// One arch only (default: all three)
+        #[arg(long, value_enum)]
+        arch: Option<Arch>,
     },
 }
 
@@ -108,6 +127,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             let t = arch.spec()?;
             let k = setup::setup(&t)?;
             println!("kernel {} ({})", k.release, k.version);
+            println!("root    {}", k.root.display());
             println!("image   {}", k.image.display());
             println!("headers {}", k.headers.display());
             Ok(ExitCode::SUCCESS)
@@ -152,6 +172,24 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             let work = Work::Bins(vec![Payload::new(bin, args)]);
             run_in_guest(arch, 3, Kbus::Build, &work, None)
         }
+        Cmd::Test { arch, guest_only } => {
+            let arches = arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
+            Ok(exit(tasks::test(&arches, guest_only)?))
+        }
+        Cmd::Demo => Ok(exit(tasks::demo()?)),
+        Cmd::Sizes { arch } => {
+            let arches = arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
+            tasks::sizes(&arches)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,0 +1,153 @@
+//! Cargo builds for the guests: static binaries for each arch's Rust target
+//! in `target/guest` (cross arches with `-Zbuild-std` and the Debian cross gcc).
+
+use crate::target::Target;
+use crate::util::{step, target_dir, workspace_root};
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The separate target dir of all guest and cross builds.
+pub fn guest_target_dir() -> PathBuf {
+    target_dir().join("guest")
+}
+
+/// `cargo <sub> --target <t> --target-dir target/guest` with the arch's linker,
+/// rustflags and, when needed, `-Zbuild-std`.
+pub fn cargo(t: &Target, sub: &str) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace_root())
+        .arg(sub)
+        .args(["--target", &t.rust.target])
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        // Same value for every build in target/guest, so nothing is rebuilt
+        // just because it changed.
+        .env("RUSTC_BOOTSTRAP", "1")
+        // These would override the per-target rustflags below.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if t.rust.build_std {
+        c.arg("-Zbuild-std=std,panic_abort");
+    }
+    let key = t.rust.target.to_uppercase().replace(['-', '.'], "_");
+    if !t.rust.linker.is_empty() {
+        c.env(format!("CARGO_TARGET_{key}_LINKER"), &t.rust.linker);
+    }
+    c.env(
+        format!("CARGO_TARGET_{key}_RUSTFLAGS"),
+        t.rust.rustflags.join(" "),
+    );
+    c
+}
+
+/// Run a cargo command with `--message-format=json-render-diagnostics` and
+/// return the executables it produced (`only_tests`: test harness binaries
+/// only). Diagnostics go to the terminal as usual.
+pub fn executables(mut c: Command, only_tests: bool) -> Result<Vec<PathBuf>> {
+    c.arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    step(format!("$ {c:?}"));
+    let mut child = c.spawn().context("cannot start cargo")?;
+    let out = child.stdout.take().context("cargo stdout")?;
+    let mut exes = Vec::new();
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if !line.contains("\"reason\":\"compiler-artifact\"") {
+            continue;
+        }
+        let Some(exe) = json_string_field(&line, "executable") else {
+            continue;
+        };
+        if only_tests && !profile_is_test(&line) {
+            continue;
+        }
+        exes.push(PathBuf::from(exe));
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo build for the guest failed: {status}");
+    }
+    Ok(exes)
+}
+
+/// The `"profile":{...}` object of a compiler-artifact message says `"test":true`.
+fn profile_is_test(line: &str) -> bool {
+    line.split("\"profile\":{")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .is_some_and(|p| p.contains("\"test\":true"))
+}
+
+/// The string value of the first `"field":"..."` in a JSON line (handles the
+/// escapes JSON uses; `null` gives None).
+fn json_string_field(line: &str, field: &str) -> Option<String> {
+    let rest = line.split(&format!("\"{field}\":\"")).nth(1)?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Build the guest test binaries of `kbus-guest-tests` for `t`.
+pub fn guest_tests(t: &Target) -> Result<Vec<PathBuf>> {
+    step(format!("building the guest tests for {}", t.arch));
+    let mut c = cargo(t, "test");
+    c.args(["--no-run", "-p", "kbus-guest-tests"]);
+    let exes = executables(c, true)?;
+    if exes.is_empty() {
+        bail!("kbus-guest-tests produced no test binaries for {}", t.arch);
+    }
+    Ok(exes)
+}
+
+/// Build one example of `package` for `t` with `profile`.
+pub fn example(t: &Target, package: &str, name: &str, profile: &str) -> Result<PathBuf> {
+    step(format!("building example {name} for {}", t.arch));
+    let mut c = cargo(t, "build");
+    c.args(["-p", package, "--example", name, "--profile", profile]);
+    let exes = executables(c, false)?;
+    exes.into_iter()
+        .find(|e| e.file_name().is_some_and(|n| n == name))
+        .with_context(|| format!("cargo built no executable for example {name}"))
+}
+
+/// Does `package` (a workspace folder) have example `name` (file or folder)?
+pub fn has_example(dir: &str, name: &str) -> bool {
+    let ex = workspace_root().join(dir).join("examples");
+    ex.join(format!("{name}.rs")).is_file() || ex.join(name).join("main.rs").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields() {
+        let l = r#"{"reason":"compiler-artifact","profile":{"opt_level":"0","test":true},"executable":"/a/b\"c\\d","fresh":true}"#;
+        assert_eq!(json_string_field(l, "executable").unwrap(), "/a/b\"c\\d");
+        assert!(profile_is_test(l));
+        let l = r#"{"reason":"compiler-artifact","target":{"test":true},"profile":{"test":false},"executable":null}"#;
+        assert_eq!(json_string_field(l, "executable"), None);
+        assert!(!profile_is_test(l));
+    }
+}
