@@ -284,10 +284,13 @@ struct kbus_dev {
 	wait_queue_head_t write_wait;	/* senders in sending state */
 };
 
+/* Debug output, switched per device by the VERBOSE ioctl */
 #define kbus_dbg(kdev, fmt, ...)					\
 	do {								\
-		if ((kdev)->verbose)					\
-			dev_dbg((kdev)->dev, fmt, ##__VA_ARGS__);	\
+		const struct kbus_dev *__kd = (kdev);			\
+									\
+		if (__kd->verbose)					\
+			dev_dbg(__kd->dev, fmt, ##__VA_ARGS__);		\
 	} while (0)
 
 static inline struct kbus_msg *kbus_msg_get(struct kbus_msg *msg)

@@ -5,12 +5,13 @@
  * Clean-room implementation from the project's behavioural specification
  * (kbus-spec.md, sections 2-8, with the decisions of its section 13).
  *
- * Files:
- *   kbus_main.c     module load/unload, devices, file operations, ioctls
+ * This file: module load/unload, devices, file operations, ioctls. Others:
  *   kbus_msg.c      messages, write() assembly, read(), NEXTMSG, SEND
  *   kbus_deliver.c  names, bindings, delivery, synthetic messages,
  *                   Replier Bind Events and the set-aside list
  *   kbus_proc.c     /proc/kbus/bindings and /proc/kbus/stats
+ * Written for Linux 6.1 (class_create() and the devnode callback changed
+ * signature in 6.4 and 6.2).
  *
  * Locking
  * -------
@@ -51,7 +52,6 @@
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/version.h>
 
 #include "kbus_internal.h"
 
@@ -112,11 +112,7 @@ struct kbus_dev *kbus_dev_get(u32 index)
 	return dev;
 }
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
-static char *kbus_devnode(const struct device *dev, umode_t *mode)
-#else
 static char *kbus_devnode(struct device *dev, umode_t *mode)
-#endif
 {
 	if (mode)
 		*mode = 0666;
@@ -561,11 +557,7 @@ static int __init kbus_init(void)
 	err = cdev_add(&kbus_cdev, kbus_devt, KBUS_MAX_NUM_DEVICES);
 	if (err)
 		goto out_region;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-	kbus_class = class_create("kbus");
-#else
 	kbus_class = class_create(THIS_MODULE, "kbus");
-#endif
 	if (IS_ERR(kbus_class)) {
 		err = PTR_ERR(kbus_class);
 		goto out_cdev;

@@ -189,7 +189,7 @@ static int kbus_header_done(struct kbus_ksock *k)
 	wr->msg = kbus_msg_alloc(wr->hdr.name_len, wr->hdr.data_len);
 	if (!wr->msg)
 		return -ENOMEM;
-	wr->pointy = wr->hdr.name != NULL;
+	wr->pointy = !!wr->hdr.name;
 	if (wr->pointy) {
 		wr->complete = true;
 	} else {
