@@ -369,9 +369,7 @@ impl Ksock {
     /// Write an entire message: exactly its `ENTIRE()` bytes (spec §3.4).
     /// Follow with [`send`](Self::send).
     pub fn write_msg<T: AsRef<[u8]>>(&self, msg: &Message<T>) -> Result<()> {
-        let bytes = msg.as_bytes();
-        let n = msg.total_len().min(bytes.len());
-        self.write_all(&bytes[..n])
+        self.write_all(msg.as_bytes())
     }
 
     /// Write `bytes` (an entire message) and SEND them.
