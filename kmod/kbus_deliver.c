@@ -331,7 +331,7 @@ static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
 	item = kbus_qitem_alloc();
 	if (!msg || !item) {
 		kbus_msg_put(msg);
-		kfree(item);
+		kbus_qitem_free(item);
 		kbus_outstanding_remove(k, req_id);
 		pr_warn_ratelimited("kbus: out of memory, %s to %u lost\n",
 				    name, requester);
@@ -690,7 +690,7 @@ int kbus_report_current_binds(struct kbus_ksock *k)
 		item = kbus_qitem_alloc();
 		if (!msg || !item) {
 			kbus_msg_put(msg);
-			kfree(item);
+			kbus_qitem_free(item);
 			return -ENOMEM;
 		}
 		kbus_push(k, item, msg, KBUS_FOR_LISTENER, NULL);

@@ -324,6 +324,7 @@ struct kbus_msg *kbus_msg_synthetic(struct kbus_dev *dev, const char *name,
 				    u32 data_len);
 struct kbus_qitem *kbus_qitem_alloc(void);
 void kbus_qitem_free(struct kbus_qitem *item);
+void kbus_check_leaks(void);
 void kbus_write_discard(struct kbus_ksock *k);
 ssize_t kbus_write_bytes(struct kbus_ksock *k, const char __user *buf,
 			 size_t count);

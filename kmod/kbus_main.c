@@ -589,6 +589,7 @@ static void __exit kbus_exit(void)
 	class_destroy(kbus_class);
 	cdev_del(&kbus_cdev);
 	unregister_chrdev_region(kbus_devt, KBUS_MAX_NUM_DEVICES);
+	kbus_check_leaks();
 }
 
 module_init(kbus_init);

@@ -6,6 +6,8 @@
  * Every function here is called with the device mutex held.
  */
 
+#include <linux/atomic.h>
+#include <linux/bug.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -16,6 +18,17 @@
 
 static const u32 kbus_end_guard = KBUS_MSG_END_GUARD;
 static const u8 kbus_zeros[4];
+
+/* Live objects, checked at unload to catch leaks */
+static atomic_t kbus_live_msgs = ATOMIC_INIT(0);
+static atomic_t kbus_live_items = ATOMIC_INIT(0);
+
+void kbus_check_leaks(void)
+{
+	WARN(atomic_read(&kbus_live_msgs) || atomic_read(&kbus_live_items),
+	     "kbus: %d messages and %d queue items leaked\n",
+	     atomic_read(&kbus_live_msgs), atomic_read(&kbus_live_items));
+}
 
 /* ------------------------------------------------------------------------
  * Messages and queue items
@@ -36,6 +49,7 @@ struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len)
 		}
 	}
 	kref_init(&msg->ref);
+	atomic_inc(&kbus_live_msgs);
 	msg->name_len = name_len;
 	msg->data_len = data_len;
 	return msg;
@@ -47,6 +61,7 @@ static void kbus_msg_release(struct kref *ref)
 
 	kvfree(msg->data);
 	kfree(msg);
+	atomic_dec(&kbus_live_msgs);
 }
 
 void kbus_msg_put(struct kbus_msg *msg)
@@ -75,8 +90,10 @@ struct kbus_qitem *kbus_qitem_alloc(void)
 {
 	struct kbus_qitem *item = kzalloc(sizeof(*item), GFP_KERNEL);
 
-	if (item)
-		INIT_LIST_HEAD(&item->list);
+	if (!item)
+		return NULL;
+	INIT_LIST_HEAD(&item->list);
+	atomic_inc(&kbus_live_items);
 	return item;
 }
 
@@ -86,6 +103,7 @@ void kbus_qitem_free(struct kbus_qitem *item)
 		return;
 	kbus_msg_put(item->msg);
 	kfree(item);
+	atomic_dec(&kbus_live_items);
 }
 
 /* ------------------------------------------------------------------------
