@@ -32,6 +32,7 @@
 
 #include <linux/ctype.h>
 #include <linux/minmax.h>
+#include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -116,7 +117,7 @@ struct kbus_ksock *kbus_find_ksock(struct kbus_dev *dev, u32 id)
 
 void kbus_wake_writers(struct kbus_dev *dev)
 {
-	wake_up_interruptible(&dev->write_wait);
+	wake_up_interruptible_poll(&dev->write_wait, EPOLLOUT | EPOLLWRNORM);
 }
 
 bool kbus_queue_full(const struct kbus_ksock *k, bool is_reply)
@@ -218,7 +219,7 @@ static void kbus_enqueue(struct kbus_ksock *k, struct kbus_qitem *item,
 	k->last_pushed = msg->id;
 	if (why == KBUS_FOR_SENDER && !kbus_id_is_zero(&msg->in_reply_to))
 		kbus_outstanding_remove(k, &msg->in_reply_to);
-	wake_up_interruptible(&k->read_wait);
+	wake_up_interruptible_poll(&k->read_wait, EPOLLIN | EPOLLRDNORM);
 }
 
 static void kbus_set_aside_unlink(struct kbus_dev *dev,

@@ -36,7 +36,8 @@
  *   kbus_ksock.read_wait is woken whenever a message is queued to that
  *   Ksock; kbus_dev.write_wait is woken whenever room may have appeared
  *   (a pop, an UNBIND, a released reservation, MAXMSGS, an open or close),
- *   which is what poll() of a Ksock in sending state waits for.
+ *   which is what poll() of a Ksock in sending state waits for. Wake-ups
+ *   are keyed (EPOLLIN, EPOLLOUT).
  * - Lock interruption: ioctl and open give ERESTARTSYS, read and write
  *   EAGAIN (as the specification says); release and poll wait
  *   uninterruptibly, since they cannot fail.
@@ -263,10 +264,16 @@ static __poll_t kbus_poll(struct file *file, poll_table *wait)
 	struct kbus_dev *dev = k->dev;
 	__poll_t mask = 0;
 
+	/*
+	 * Writable Ksocks always register on the writer queue, not only while
+	 * in sending state: epoll registers only once, when the file is added,
+	 * and must still see writer wake-ups after a later EAGAIN. Wake-ups are
+	 * keyed, so waiters that did not ask for POLLOUT are not disturbed.
+	 */
 	poll_wait(file, &k->read_wait, wait);
-	mutex_lock(&dev->lock);
-	if (k->sending)
+	if (k->writable)
 		poll_wait(file, &dev->write_wait, wait);
+	mutex_lock(&dev->lock);
 	if (k->writable) {
 		if (k->sending)
 			kbus_retry_pending(k);
