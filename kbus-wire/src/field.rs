@@ -82,3 +82,35 @@ pub(crate) fn slice_mut(buf: &mut [u8], start: usize, len: usize) -> &mut [u8] {
         None => &mut [],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_total() {
+        let buf = 0x1122_3344u32.to_ne_bytes();
+        assert_eq!(read_u32(&buf, 0), 0x1122_3344);
+        assert_eq!(read_u32(&buf, 1), 0);
+        assert_eq!(read_u32(&buf, usize::MAX), 0);
+        assert_eq!(read_u64(&buf, 0), 0);
+        assert_eq!(read_ptr(&buf, 0, 4), 0x1122_3344);
+        assert_eq!(slice(&buf, 2, 2), &buf[2..]);
+        assert_eq!(slice(&buf, 2, 3), &[] as &[u8]);
+        assert_eq!(slice(&buf, usize::MAX, 2), &[] as &[u8]);
+    }
+
+    #[test]
+    fn writes_are_total() {
+        let mut buf = [0u8; 8];
+        write_u32(&mut buf, 6, 1);
+        write_u64(&mut buf, 1, 1);
+        write_u32(&mut buf, usize::MAX, 1);
+        assert_eq!(buf, [0; 8]);
+        write_ptr(&mut buf, 0, 8, 0x0102_0304_0506_0708);
+        assert_eq!(read_u64(&buf, 0), 0x0102_0304_0506_0708);
+        write_ptr(&mut buf, 4, 4, 0xFFFF_FFFF_0000_0009);
+        assert_eq!(read_u32(&buf, 4), 9, "truncated to the low 32 bits");
+        assert!(slice_mut(&mut buf, 7, 2).is_empty());
+    }
+}

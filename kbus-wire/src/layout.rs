@@ -259,3 +259,50 @@ pub const fn entire_len<L: Layout>(name_len: usize, data_len: usize) -> usize {
 pub(crate) fn len_usize(len: u32) -> usize {
     usize::try_from(len).unwrap_or(usize::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_constants() {
+        assert_eq!(
+            (
+                Layout64::HEADER_LEN,
+                Layout64::NAME_PTR,
+                Layout64::DATA_PTR,
+                Layout64::END_GUARD
+            ),
+            (88, 64, 72, 80)
+        );
+        assert_eq!(
+            (
+                Layout32::HEADER_LEN,
+                Layout32::NAME_PTR,
+                Layout32::DATA_PTR,
+                Layout32::END_GUARD
+            ),
+            (72, 60, 64, 68)
+        );
+        assert_eq!(
+            NativeLayout::HEADER_LEN,
+            if cfg!(target_pointer_width = "64") {
+                88
+            } else {
+                72
+            }
+        );
+    }
+
+    #[test]
+    fn padded_lengths_saturate() {
+        assert_eq!(padded_name_len(0), 4);
+        assert_eq!(padded_name_len(3), 4);
+        assert_eq!(padded_name_len(4), 8);
+        assert_eq!(padded_data_len(1), 4);
+        assert_eq!(padded_data_len(4), 4);
+        assert!(padded_name_len(usize::MAX) >= usize::MAX - 3);
+        assert!(padded_data_len(usize::MAX) >= usize::MAX - 3);
+        assert_eq!(entire_len::<Layout64>(usize::MAX, 0), usize::MAX);
+    }
+}
