@@ -46,6 +46,7 @@ pub mod offset {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Header64 {
     /// Must be [`START_GUARD`](crate::START_GUARD).
     pub start_guard: u32,
@@ -86,6 +87,7 @@ pub struct Header64 {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Header32 {
     /// Must be [`START_GUARD`](crate::START_GUARD).
     pub start_guard: u32,
@@ -155,10 +157,12 @@ pub trait Layout:
 
 /// The 64-bit ABI layout (`H` = 88).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Layout64;
 
 /// The 32-bit ABI layout (`H` = 72).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Layout32;
 
 impl Layout for Layout64 {

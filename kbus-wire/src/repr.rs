@@ -461,6 +461,13 @@ impl<'a> PointyHeader<'a> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for PointyHeader<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "PointyHeader {}", self.header);
+    }
+}
+
 impl fmt::Debug for PointyHeader<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PointyHeader")
