@@ -389,6 +389,16 @@ pub(crate) fn defmt_show(
 /// assert_eq!(pointy.name_ptr(), repr.name.as_ptr() as usize);
 /// assert_eq!(pointy.data_ptr(), data.as_ptr() as usize);
 /// ```
+///
+/// The header cannot outlive the bytes it points at:
+///
+/// ```compile_fail,E0597
+/// let pointy = {
+///     let data = vec![1u8, 2, 3];
+///     kbus_wire::MessageRepr::request("$.Fred", &data).pointy_header()
+/// };
+/// # drop(pointy);
+/// ```
 #[derive(Clone, Copy)]
 pub struct PointyHeader<'a> {
     header: NativeHeader,
