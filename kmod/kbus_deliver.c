@@ -318,15 +318,23 @@ static struct kbus_qitem *kbus_items_take(struct list_head *items)
  * Queue a Reply-like status message to @requester (if it is still open),
  * at the back of its queue, without a full check: its reservation for
  * @req_id guarantees room, and queueing releases that reservation.
+ *
+ * With @if_waiting (GoneAway, Ignored, Unbound) nothing is sent unless the
+ * requester is still waiting for an answer to @req_id: a Request may have
+ * been answered already by a Reply from another Ksock (spec 6.6), and
+ * every Request gets exactly one answer.
  */
 static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
-			u32 requester, const struct kbus_msg_id *req_id)
+			u32 requester, const struct kbus_msg_id *req_id,
+			bool if_waiting)
 {
 	struct kbus_ksock *k = kbus_find_ksock(dev, requester);
 	struct kbus_qitem *item;
 	struct kbus_msg *msg;
 
 	if (!k)
+		return;
+	if (if_waiting && kbus_outstanding_find(k, req_id) < 0)
 		return;
 	msg = kbus_msg_synthetic(dev, name, 0);
 	item = kbus_qitem_alloc();
@@ -517,9 +525,11 @@ void kbus_retry_pending(struct kbus_ksock *k)
 	if (err == -EAGAIN)
 		return;
 	if (err == -EADDRNOTAVAIL)
-		kbus_answer(k->dev, KBUS_NAME_DISAPPEARED, 0, k->id, &msg->id);
+		kbus_answer(k->dev, KBUS_NAME_DISAPPEARED, 0, k->id, &msg->id,
+			    false);
 	else if (err && (msg->flags & KBUS_BIT_WANT_A_REPLY))
-		kbus_answer(k->dev, KBUS_NAME_ERRORSENDING, 0, k->id, &msg->id);
+		kbus_answer(k->dev, KBUS_NAME_ERRORSENDING, 0, k->id,
+			    &msg->id, false);
 	kbus_write_discard(k);
 }
 
@@ -774,7 +784,7 @@ static void kbus_binding_remove(struct kbus_ksock *k, struct kbus_binding *b)
 	list_for_each_entry_safe(item, tmp, &removed, list) {
 		if (item->flags & KBUS_BIT_WANT_YOU_TO_REPLY)
 			kbus_answer(dev, KBUS_NAME_UNBOUND, k->id,
-				    item->msg->from, &item->msg->id);
+				    item->msg->from, &item->msg->id, true);
 		list_del(&item->list);
 		kbus_qitem_free(item);
 	}
@@ -824,7 +834,7 @@ static void kbus_close_queue(struct kbus_ksock *k)
 		k->queue_count--;
 		if (item->flags & KBUS_BIT_WANT_YOU_TO_REPLY)
 			kbus_answer(k->dev, KBUS_NAME_GONEAWAY, k->id,
-				    item->msg->from, &item->msg->id);
+				    item->msg->from, &item->msg->id, true);
 		kbus_qitem_free(item);
 	}
 }
@@ -867,7 +877,7 @@ static void kbus_close_unreplied(struct kbus_ksock *k)
 
 	list_for_each_entry_safe(ur, tmp, &k->unreplied, list) {
 		kbus_answer(k->dev, KBUS_NAME_IGNORED, k->id, ur->requester,
-			    &ur->id);
+			    &ur->id, true);
 		list_del(&ur->list);
 		kfree(ur);
 	}
