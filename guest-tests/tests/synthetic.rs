@@ -137,3 +137,24 @@ fn answers_after_the_requester_closed_go_nowhere() {
     );
     assert_eq!(ok(replier.num_unreplied_to(), "UNREPLIEDTO"), 1);
 }
+
+#[test]
+fn unbind_of_the_only_binding_gives_unbound_then_close_adds_nothing() {
+    let sender = open_rw(0);
+    let replier = open_rw(0);
+    bind(&replier, "$.Syn.Only", Role::Replier);
+    let a = send(&sender, &MessageRepr::request("$.Syn.Only", b"a"));
+    let b = send(&sender, &MessageRepr::request("$.Syn.Only", b"b"));
+    ok(replier.unbind("$.Syn.Only", Role::Replier), "unbind");
+    assert_eq!(
+        ok(replier.num_messages(), "NUMMSGS"),
+        0,
+        "queued Requests removed"
+    );
+    drop(replier);
+    let m1 = recv(&sender, "first answer");
+    let m2 = recv(&sender, "second answer");
+    assert_eq!((m1.name(), m1.in_reply_to()), (REPLIER_UNBOUND, a));
+    assert_eq!((m2.name(), m2.in_reply_to()), (REPLIER_UNBOUND, b));
+    assert_empty(&sender, "one answer each");
+}
