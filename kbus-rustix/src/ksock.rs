@@ -742,7 +742,7 @@ mod tests {
         assert!(k.max_messages().unwrap_err().is(Errno::NOTTY));
         assert!(k.last_msg_id().unwrap_err().is(Errno::NOTTY));
         assert_eq!(k.device(), None);
-        assert_eq!(format!("{k}"), "Ksock device ?, id ?, mode read/write");
+        assert_eq!(std::format!("{k}"), "Ksock device ?, id ?, mode read/write");
         // poll on /dev/null: always readable and writable.
         let r = k.poll(Ready::BOTH, Some(Duration::ZERO)).unwrap();
         assert!(r.readable && r.writable);
