@@ -370,17 +370,17 @@ static long kbus_ioc_maxmsgs(struct kbus_ksock *k, u32 __user *argp)
 	return put_user(k->max_messages, argp);
 }
 
-/* The "just ask" convention of spec 3.12; @val gets the input value. */
-static long kbus_ioc_flag(bool *flag, u32 __user *argp, u32 *val)
+/* The "just ask" convention of spec 3.12: 0/1 set, 0xFFFFFFFF queries. */
+static long kbus_ioc_flag(bool *flag, u32 __user *argp)
 {
-	u32 old = *flag;
+	u32 old = *flag, val;
 
-	if (get_user(*val, argp))
+	if (get_user(val, argp))
 		return -EFAULT;
-	if (*val > 1 && *val != KBUS_JUST_ASK)
+	if (val > 1 && val != KBUS_JUST_ASK)
 		return -EINVAL;
-	if (*val != KBUS_JUST_ASK)
-		*flag = *val;
+	if (val != KBUS_JUST_ASK)
+		*flag = val;
 	return put_user(old, argp);
 }
 
@@ -441,7 +441,6 @@ static long kbus_ioctl_locked(struct kbus_ksock *k, unsigned int cmd,
 			      void __user *argp)
 {
 	struct kbus_dev *dev = k->dev;
-	u32 val;
 
 	switch (cmd) {
 	case KBUS_IOC_RESET:
@@ -475,9 +474,9 @@ static long kbus_ioctl_locked(struct kbus_ksock *k, unsigned int cmd,
 	case KBUS_IOC_UNREPLIEDTO:
 		return put_user(k->unreplied_count, (u32 __user *)argp);
 	case KBUS_IOC_MSGONLYONCE:
-		return kbus_ioc_flag(&k->only_once, argp, &val);
+		return kbus_ioc_flag(&k->only_once, argp);
 	case KBUS_IOC_VERBOSE:
-		return kbus_ioc_flag(&dev->verbose, argp, &val);
+		return kbus_ioc_flag(&dev->verbose, argp);
 	case KBUS_IOC_NEWDEVICE:
 		return kbus_ioc_newdevice(dev, argp);
 	case KBUS_IOC_REPORTREPLIERBINDS:
