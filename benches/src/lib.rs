@@ -31,3 +31,25 @@ pub fn sample_bytes<L: Layout>(data: &[u8]) -> Vec<u8> {
     repr.emit::<L>(&mut buf).expect("sample message emits");
     buf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kbus_wire::{Layout32, Layout64, Message, NativeLayout};
+
+    #[test]
+    fn samples_parse_in_both_layouts() {
+        for size in [0, 64, 4096] {
+            let data = sample_data(size);
+            let b64 = sample_bytes::<Layout64>(&data);
+            let b32 = sample_bytes::<Layout32>(&data);
+            assert_eq!(b64.len(), b32.len() + 16);
+            let m = Message::<_, Layout64>::new_checked(&b64[..]).unwrap();
+            assert_eq!((m.name(), m.data()), (NAME, &data[..]));
+            let m = Message::<_, Layout32>::new_checked(&b32[..]).unwrap();
+            assert_eq!(m.data().len(), size);
+            let p = sample_repr(&data).pointy_header();
+            assert_eq!(p.message_len(), sample_bytes::<NativeLayout>(&data).len());
+        }
+    }
+}
