@@ -48,6 +48,7 @@
 
 #include <linux/cdev.h>
 #include <linux/fs.h>
+#include <linux/minmax.h>
 #include <linux/module.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
@@ -528,9 +529,11 @@ static int kbus_check_params(void)
 	if (kbus_abs_max_message_size < KBUS_MIN_MAX_MESSAGE_SIZE ||
 	    kbus_abs_max_message_size > KBUS_ABS_MAX_MESSAGE_SIZE_LIMIT)
 		return -EINVAL;
-	if (kbus_max_message_size < KBUS_MIN_MAX_MESSAGE_SIZE ||
-	    kbus_max_message_size > kbus_abs_max_message_size)
+	if (kbus_max_message_size < KBUS_MIN_MAX_MESSAGE_SIZE)
 		return -EINVAL;
+	/* So that lowering only the absolute maximum works */
+	kbus_max_message_size = min(kbus_max_message_size,
+				    kbus_abs_max_message_size);
 	return 0;
 }
 
