@@ -16,6 +16,11 @@ pub fn guest_target_dir() -> PathBuf {
 /// `cargo <sub> --target <t> --target-dir target/guest` with the arch's linker,
 /// rustflags and, when needed, `-Zbuild-std`.
 pub fn cargo(t: &Target, sub: &str) -> Command {
+    cargo_with(t, sub, "std,panic_abort", &[])
+}
+
+/// [`cargo`] with the crates `-Zbuild-std` builds and extra rustflags.
+fn cargo_with(t: &Target, sub: &str, build_std: &str, extra_rustflags: &[&str]) -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(workspace_root())
         .arg(sub)
@@ -29,16 +34,15 @@ pub fn cargo(t: &Target, sub: &str) -> Command {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     if t.rust.build_std {
-        c.arg("-Zbuild-std=std,panic_abort");
+        c.arg(format!("-Zbuild-std={build_std}"));
     }
     let key = t.rust.target.to_uppercase().replace(['-', '.'], "_");
     if !t.rust.linker.is_empty() {
         c.env(format!("CARGO_TARGET_{key}_LINKER"), &t.rust.linker);
     }
-    c.env(
-        format!("CARGO_TARGET_{key}_RUSTFLAGS"),
-        t.rust.rustflags.join(" "),
-    );
+    let mut flags = t.rust.rustflags.clone();
+    flags.extend(extra_rustflags.iter().map(|f| f.to_string()));
+    c.env(format!("CARGO_TARGET_{key}_RUSTFLAGS"), flags.join(" "));
     c
 }
 
@@ -125,6 +129,31 @@ pub fn example(t: &Target, package: &str, name: &str, profile: &str) -> Result<P
     step(format!("building example {name} for {}", t.arch));
     let mut c = cargo(t, "build");
     c.args(["-p", package, "--example", name, "--profile", profile]);
+    let exes = executables(c, false)?;
+    exes.into_iter()
+        .find(|e| e.file_name().is_some_and(|n| n == name))
+        .with_context(|| format!("cargo built no executable for example {name}"))
+}
+
+/// Build the `no_std` firmware example of kbus-rustix for `t` with profile
+/// `firmware`: default features off (no std, no alloc, so rustix makes raw
+/// system calls only), no C start files (the example has its own `_start`),
+/// static relocation model.
+pub fn firmware(t: &Target, package: &str, name: &str, profile: &str) -> Result<PathBuf> {
+    step(format!("building the {name} example for {}", t.arch));
+    let mut c = cargo_with(
+        t,
+        "build",
+        "core,panic_abort",
+        &[
+            "-C",
+            "relocation-model=static",
+            "-C",
+            "link-arg=-nostartfiles",
+        ],
+    );
+    c.args(["-p", package, "--example", name, "--profile", profile])
+        .arg("--no-default-features");
     let exes = executables(c, false)?;
     exes.into_iter()
         .find(|e| e.file_name().is_some_and(|n| n == name))

@@ -60,6 +60,7 @@ pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
         .arg(format!("M={}", dir.display()))
         .arg(format!("ARCH={}", t.kbuild.arch))
         .arg("W=1")
+        .arg("--no-print-directory")
         .arg("-j2")
         .arg("modules");
     if !t.kbuild.cross_compile.is_empty() {

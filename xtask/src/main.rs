@@ -46,7 +46,10 @@ enum Cmd {
     /// the payload's status (failure if rmmod or the dmesg check fails)
     Run(RunArgs),
     /// Cargo target runner form of `run`: runs BIN [ARGS] in the guest and
-    /// appends --test-threads=1 to test binaries (target/**/deps/*)
+    /// appends --test-threads=1 to test binaries (target/**/deps/*). Point
+    /// cargo at the built binary, e.g. --config
+    /// 'target.x86_64-unknown-linux-gnu.runner=["target/debug/xtask","runner"]'
+    /// (a nested `cargo xtask` would rebuild xtask with the guest's rustflags)
     Runner {
         #[arg(long, value_enum, default_value = "x86_64")]
         arch: Arch,

@@ -158,7 +158,7 @@ fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
         bins.push(Payload::new(exe, Vec::new()));
     }
     if cross::has_example(EXAMPLES_DIR, FIRMWARE) {
-        let exe = cross::example(t, EXAMPLES_PACKAGE, FIRMWARE, FIRMWARE_PROFILE)?;
+        let exe = cross::firmware(t, EXAMPLES_PACKAGE, FIRMWARE, FIRMWARE_PROFILE)?;
         check_no_libc(t, &exe)?;
         bins.push(Payload::new(exe, Vec::new()));
     }
@@ -222,7 +222,7 @@ pub fn sizes(arches: &[Arch]) -> Result<()> {
         if t.rust.build_std {
             setup::rust_src()?;
         }
-        let exe = cross::example(&t, EXAMPLES_PACKAGE, FIRMWARE, FIRMWARE_PROFILE)?;
+        let exe = cross::firmware(&t, EXAMPLES_PACKAGE, FIRMWARE, FIRMWARE_PROFILE)?;
         check_no_libc(&t, &exe)?;
         let (text, data, bss) = elf_sizes(&t, &exe)?;
         let file = std::fs::metadata(&exe)?.len();
