@@ -447,8 +447,12 @@ static int kbus_send_copy_pointy(struct kbus_ksock *k)
 	struct kbus_write_state *wr = &k->wr;
 	struct kbus_msg *m = wr->msg;
 
-	/* The terminator position must be readable; its value is ignored */
-	if (copy_from_user(m->name, wr->hdr.name, (size_t)m->name_len + 1))
+	/*
+	 * Copy exactly name_len bytes. The original also read the terminator
+	 * position (its value ignored); not touching it lets a caller pass a
+	 * name that ends at the end of a mapping, e.g. a Rust &str slice.
+	 */
+	if (copy_from_user(m->name, wr->hdr.name, m->name_len))
 		return -EFAULT;
 	m->name[m->name_len] = '\0';
 	if (!kbus_name_valid(m->name, m->name_len) ||
