@@ -243,11 +243,11 @@ impl<'a> MessageRepr<'a> {
     /// Nothing is validated here (the kernel checks the name at SEND); use
     /// [`MessageRepr::validate`] first for an early error.
     ///
-    /// Note: the original module reads `name_len + 1` bytes at the name
-    /// pointer (the terminator's value is not checked, but it must be
-    /// readable). A name that ends exactly at the end of a mapped page would
-    /// make such a SEND fail with EFAULT; a name borrowed from a string with
-    /// a following NUL (`&"$.Fred\0"[..6]`) avoids even that.
+    /// Note: this project's `kbus.ko` copies exactly `name_len` name bytes.
+    /// The original module also read the byte after the name (its value
+    /// unchecked), so there a name ending exactly at the end of a mapped
+    /// page made SEND fail with EFAULT; a name borrowed from a string with a
+    /// following NUL (`&"$.Fred\0"[..6]`) avoids that on either module.
     #[must_use]
     pub fn pointy_header(&self) -> PointyHeader<'a> {
         PointyHeader::new(self)
