@@ -104,9 +104,6 @@ pub enum RawUpdate {
     MaxMessageSize,
 }
 
-/// Longest valid message name (`KBUS_MAX_NAME_LEN`).
-const MAX_NAME_LEN: usize = 1000;
-
 /// The "just ask" value of MSGONLYONCE, VERBOSE and REPORTREPLIERBINDS.
 pub const JUST_ASK: u32 = 0xFFFF_FFFF;
 
@@ -340,25 +337,20 @@ impl Ksock {
     // ---- sending ----------------------------------------------------------
 
     /// Write a message and SEND it, zero-copy: writes exactly `H` bytes (a
-    /// *pointy* header whose pointers refer to `msg.data` and a NUL-terminated
-    /// copy of `msg.name` on the stack), then SENDs. Returns the id KBUS gave
-    /// the message (spec §5.2).
+    /// *pointy* header whose pointers refer to `msg.name` and `msg.data`),
+    /// then SENDs; the module copies name and data during SEND. Returns the
+    /// id KBUS gave the message (spec §5.2).
+    ///
+    /// This project's `kbus.ko` copies exactly `name_len` name bytes. The
+    /// original module also read the byte after the name, so with it a name
+    /// ending exactly at the end of a mapping gives EFAULT; borrow the name
+    /// from a NUL-terminated string (`&"$.Fred\0"[..6]`) to avoid that.
     ///
     /// With ALL_OR_WAIT, EAGAIN means the message is pending: the error's
     /// [`Error::message_id`] has its id; poll for writable, [`send`](Self::send)
     /// again or [`discard`](Self::discard).
     pub fn send_msg(&self, msg: &MessageRepr<'_>) -> Result<MessageId> {
-        // The module copies name_len + 1 bytes from the name pointer (the
-        // terminator position must be readable, spec §3.5); a `&str` gives
-        // no such guarantee, so point at a NUL-terminated copy instead.
-        let mut name_buf = [0u8; MAX_NAME_LEN + 1];
-        let mut repr = *msg;
-        if msg.name.len() <= MAX_NAME_LEN {
-            name_buf[..msg.name.len()].copy_from_slice(msg.name.as_bytes());
-            repr.name = core::str::from_utf8(&name_buf[..msg.name.len()])
-                .expect("a copy of a str is UTF-8");
-        }
-        let header = repr.pointy_header();
+        let header = msg.pointy_header();
         let mut raw = [0u32; 2];
         match sys::send_pointy(self.fd(), &header, &mut raw) {
             Ok(()) => Ok(id_from(raw)),

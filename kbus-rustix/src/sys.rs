@@ -228,7 +228,8 @@ pub fn next_msg(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
 /// into memory borrowed by `'a`) and SEND it.
 ///
 /// The module copies the pointed-to bytes during SEND (spec §3.5, §5.2
-/// step 4): `name_len + 1` bytes from `name` and `data_len` from `data`.
+/// step 4): `name_len` bytes from `name` (this project's module; the
+/// original also read the byte after the name) and `data_len` from `data`.
 /// The `'a` borrow ties those pointers to live memory until this function
 /// returns, i.e. until after SEND. If SEND fails with EAGAIN the module has
 /// already copied them (step 4 precedes delivery), so later retries do not
