@@ -215,10 +215,27 @@ impl Drop for Share {
     }
 }
 
+/// Remove share folders left by runs that were killed (their pid is gone).
+/// Names are `.share.tmp-<pid>-<nanos>` (see `scratch_beside`).
+fn remove_stale_shares(base: &Path) {
+    let Ok(rd) = fs::read_dir(base) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".share.tmp-") else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Stage kbus.ko, the binaries and the run script in a fresh share folder.
 pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result<Share> {
     let base = target_dir().join("rig").join(t.arch.name());
     fs::create_dir_all(&base)?;
+    remove_stale_shares(&base);
     let share = Share {
         dir: scratch_beside(&base.join("share")),
     };

@@ -133,6 +133,30 @@ pub fn rust_src() -> Result<()> {
     run(Command::new("rustup").args(["component", "add", "rust-src"]))
 }
 
+/// Make sure rustup components (clippy, rustfmt) are installed.
+pub fn rust_components(components: &[&str]) -> Result<()> {
+    if !have_program("rustup") {
+        // Without rustup the toolchain is what it is; cargo will say what's missing.
+        return Ok(());
+    }
+    let installed = capture(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    let missing: Vec<&str> = components
+        .iter()
+        .copied()
+        .filter(|c| {
+            !installed
+                .lines()
+                .any(|l| l.starts_with(&format!("{c}-")) || l == *c)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing))
+}
+
 /// The private apt state in the cache.
 struct Apt {
     dir: PathBuf,
@@ -203,6 +227,36 @@ impl Apt {
                     .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
             })
             .unwrap_or(false)
+    }
+
+    /// Names, sizes and mtimes of the package lists: changes with every update
+    /// that changed them.
+    fn lists_stamp(&self) -> String {
+        let mut files: Vec<String> = fs::read_dir(self.dir.join("lists"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        let t = m
+                            .modified()
+                            .ok()?
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()?;
+                        Some(format!(
+                            "{}:{}:{}",
+                            e.file_name().to_string_lossy(),
+                            m.len(),
+                            t.as_nanos()
+                        ))
+                    })
+                    .filter(|s| s.contains("_Packages"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        crate::util::Fnv::new()
+            .add(files.join(" ").as_bytes())
+            .hex()
     }
 
     fn update(&self) -> Result<()> {
@@ -289,7 +343,34 @@ struct Lookup {
     busybox_version: String,
 }
 
+/// [`lookup_uncached`], memoized per arch until the package lists change
+/// (apt-cache takes most of a second per call).
 fn lookup(apt: &Apt, t: &Target) -> Result<Lookup> {
+    let stamp = apt.lists_stamp() + &t.debian.kernel_meta;
+    let memo = apt.dir.join(format!("lookup-{}", t.arch));
+    if let Ok(text) = fs::read_to_string(&memo) {
+        let f: Vec<&str> = text.lines().collect();
+        if f.len() == 5 && f[0] == stamp {
+            return Ok(Lookup {
+                image_pkg: f[1].into(),
+                release: f[2].into(),
+                version: f[3].into(),
+                busybox_version: f[4].into(),
+            });
+        }
+    }
+    let lk = lookup_uncached(apt, t)?;
+    let text = format!(
+        "{stamp}\n{}\n{}\n{}\n{}\n",
+        lk.image_pkg, lk.release, lk.version, lk.busybox_version
+    );
+    let tmp = scratch_beside(&memo);
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &memo)?;
+    Ok(lk)
+}
+
+fn lookup_uncached(apt: &Apt, t: &Target) -> Result<Lookup> {
     let arch = &t.debian.arch;
     let meta = format!("{}:{arch}", t.debian.kernel_meta);
     let image_pkg = apt

@@ -60,6 +60,7 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
         results: Vec::new(),
     };
     if !guest_only {
+        setup::rust_components(&["clippy", "rustfmt"])?;
         let s = Instant::now();
         r.record(
             "host tests",
