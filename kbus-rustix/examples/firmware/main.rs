@@ -29,6 +29,11 @@
     feature(asm_experimental_arch)
 )]
 
+#[cfg(all(not(feature = "std"), panic = "unwind"))]
+compile_error!(
+    "without std the firmware example needs panic = \"abort\": build it with --profile firmware"
+);
+
 mod rt;
 
 use kbus_rustix::{Error, Ksock, Mode, Role};
