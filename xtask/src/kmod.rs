@@ -54,8 +54,14 @@ pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
     let dir = target_dir().join("kmod").join(t.arch.name());
     mirror(&src, &dir)?;
 
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
+    // Several xtasks may build the same arch at once (a cargo runner and a
+    // kmod edit loop): flock(1) (util-linux, always on Debian) serializes
+    // the mirror and make, and frees the lock if we die.
+    let lock = dir.with_extension("lock");
+    let mut cmd = Command::new("flock");
+    cmd.arg(&lock)
+        .arg("make")
+        .arg("-C")
         .arg(&k.headers)
         .arg(format!("M={}", dir.display()))
         .arg(format!("ARCH={}", t.kbuild.arch))

@@ -111,7 +111,8 @@ impl Fnv {
     }
 }
 
-/// Write `contents` to `path` only if it differs (keeps mtimes, so make stays incremental).
+/// Write `contents` to `path` only if it differs (keeps mtimes, so make stays
+/// incremental).
 /// Returns true if the file was written.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     if let Ok(old) = fs::read(path) {
@@ -122,7 +123,10 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    // Write and rename, so a concurrent reader never sees a half-written file.
+    let tmp = scratch_beside(path);
+    fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(true)
 }
 
