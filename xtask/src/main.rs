@@ -21,7 +21,11 @@ use std::time::Duration;
 use target::Arch;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "KBUS build, test and QEMU rig tasks")]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "KBUS build, test and QEMU rig tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -29,27 +33,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install missing host packages, check rust-src, download the Debian
-    /// kernel, headers and busybox for the arch (each step cached)
+    /// Install host packages, check rust-src, fetch the Debian kernel (cached)
+    ///
+    /// Missing Debian packages are installed with apt-get when root (else the
+    /// command is printed); the kernel image, headers and busybox-static of
+    /// the current bookworm kernel are downloaded with a private apt state
+    /// into $KBUS_CACHE (default ~/.cache/kbus). Each step is skipped when done.
     Setup {
         #[arg(long, value_enum, default_value = "x86_64")]
         arch: Arch,
     },
-    /// Build kmod/kbus.ko against the Debian headers (W=1, warnings are
-    /// errors) and print its path
+    /// Build kmod/kbus.ko against the Debian headers and print its path
+    ///
+    /// The sources are mirrored into target/kmod/<arch>/ and built there
+    /// with W=1; any compiler warning fails the build.
     Kmod {
         #[arg(long, value_enum, default_value = "x86_64")]
         arch: Arch,
     },
-    /// Boot the guest, load kbus.ko and run BIN (a host binary, shared via
-    /// 9p) or a busybox shell command; streams the console and exits with
-    /// the payload's status (failure if rmmod or the dmesg check fails)
+    /// Boot the guest, load kbus.ko, run BIN or a shell command
+    ///
+    /// BIN (a host binary, shared into the guest via 9p) or --cmd runs after
+    /// insmod kbus.ko kbus_num_devices=N. The console streams to the
+    /// terminal; the exit status is the payload's, and a failed rmmod, a
+    /// warning/BUG/oops in dmesg, a panic or a timeout is a failure too.
     Run(RunArgs),
-    /// Cargo target runner form of `run`: runs BIN [ARGS] in the guest and
-    /// appends --test-threads=1 to test binaries (target/**/deps/*). Point
-    /// cargo at the built binary, e.g. --config
-    /// 'target.x86_64-unknown-linux-gnu.runner=["target/debug/xtask","runner"]'
-    /// (a nested `cargo xtask` would rebuild xtask with the guest's rustflags)
+    /// Cargo target runner form of `run`
+    ///
+    /// Runs BIN [ARGS] in the guest; test binaries (target/**/deps/*) get
+    /// --test-threads=1 unless given. Point cargo at the built binary, e.g.
+    /// --config 'target.x86_64-unknown-linux-gnu.runner=["target/debug/xtask","runner"]'
+    /// (a nested `cargo xtask` would rebuild xtask with the guest's rustflags).
     Runner {
         #[arg(long, value_enum, default_value = "x86_64")]
         arch: Arch,
@@ -59,9 +73,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Host tests, clippy, rustfmt, the no_std proof, then per arch: kmod
-    /// (W=1) and the guest tests plus examples in one boot. Prints
-    /// `N passed, N failed`; fails if anything failed
+    /// Host tests and checks, then kmod and guest tests per arch
+    ///
+    /// Host: cargo test (without the guest tests), clippy -D warnings,
+    /// rustfmt --check, kbus-wire built for thumbv7em-none-eabihf with only
+    /// core. Per arch: kmod with W=1, then every guest test binary plus the
+    /// demo and firmware examples in one boot. Prints `N passed, N failed`
+    /// last and fails if anything failed.
     Test {
         /// One arch only (default: all three)
         #[arg(long, value_enum)]
@@ -72,8 +90,10 @@ enum Cmd {
     },
     /// The README's main job: boot x86_64 and run kbus-rustix's demo example
     Demo,
-    /// Build the no_std firmware example per arch (profile `firmware`) and
-    /// print its text/data/bss/file sizes
+    /// Build the no_std firmware example per arch and print its sizes
+    ///
+    /// Profile `firmware`; prints text/data/bss and file size, and checks
+    /// the binary is static with no C library in it.
     Sizes {
         /// One arch only (default: all three)
         #[arg(long, value_enum)]
