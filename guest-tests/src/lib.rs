@@ -7,7 +7,7 @@
 //! before returning.
 
 use std::fmt::Debug;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use kbus_rustix::{Errno, Error, Ksock, Mode, Ready, Role};
 pub use kbus_wire::{Flags, Message, MessageId, MessageRepr};
@@ -108,3 +108,76 @@ pub fn bind(k: &Ksock, name: &str, role: Role) {
 
 /// A short wait for poll-based tests.
 pub const SHORT: Duration = Duration::from_millis(50);
+
+/// A small deterministic generator (xorshift64); the seed must not be 0.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 pseudo-random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        (self.next() >> 33) % n
+    }
+
+    /// True with probability `percent`/100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Turns REPORTREPLIERBINDS off again when dropped (it is device-wide).
+/// Declare it after the Ksocks of a test so that it drops first.
+pub struct ReportOff<'a>(pub &'a Ksock);
+
+impl Drop for ReportOff<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.report_replier_binds(false);
+    }
+}
+
+/// Open `/dev/kbus<n>` read/write, retrying for the 0.5 s that spec §2.2
+/// allows a NEWDEVICE node to take; panics after that.
+pub fn open_new_device(n: u32) -> Ksock {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        match Ksock::open(n, Mode::ReadWrite) {
+            Ok(k) => return k,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("/dev/kbus{n} not openable 0.5 s after NEWDEVICE: {e}"),
+        }
+    }
+}
+
+/// A brand-new device (NEWDEVICE): its Ksock ids and serial numbers start
+/// at 1 and its device-wide flags are off, so a test can predict them.
+pub fn fresh_device() -> u32 {
+    let k = open_ro(0);
+    let n = ok(k.new_device(), "NEWDEVICE");
+    drop(k);
+    drop(open_new_device(n));
+    n
+}
+
+/// The whole of `/proc/kbus/stats`.
+pub fn read_stats() -> String {
+    std::fs::read_to_string("/proc/kbus/stats").expect("reading /proc/kbus/stats")
+}
+
+/// The `dev` line of device `dev` in `/proc/kbus/stats` (without its newline).
+#[track_caller]
+pub fn stats_device_line(dev: u32) -> String {
+    let text = read_stats();
+    let prefix = format!("dev {dev:2}: ");
+    match text.lines().find(|l| l.starts_with(&prefix)) {
+        Some(l) => l.to_string(),
+        None => panic!("no line for device {dev} in /proc/kbus/stats:\n{text}"),
+    }
+}

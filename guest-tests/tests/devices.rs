@@ -2,12 +2,10 @@
 //! VERBOSE, REPORTREPLIERBINDS and Replier Bind Events (spec §2, §3.11,
 //! §7.6, §8.1).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
 use kbus_guest_tests::*;
 use kbus_rustix::{read_bindings, read_bindings_named, read_bindings_text, Binder};
 use kbus_wire::name::REPLIER_BIND_EVENT;
+use std::collections::BTreeMap;
 
 const COMMENT: &str =
     "# <device> is bound to <Ksock-ID> in <process-PID> as <Replier|Listener> for <message-name>\n";
@@ -108,14 +106,6 @@ fn verbose_set_and_ask() {
     assert!(!ok(other.query_kernel_module_verbose(), "ask"));
 }
 
-/// Turns REPORTREPLIERBINDS off again when dropped (it is device-wide).
-struct ReportOff<'a>(&'a Ksock);
-impl Drop for ReportOff<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.report_replier_binds(false);
-    }
-}
-
 #[test]
 fn replier_bind_events() {
     let watcher = open_ro(1);
@@ -199,17 +189,7 @@ fn new_device_appears_with_mode_0666() {
     let n = ok(k.new_device(), "NEWDEVICE");
     assert!(n >= 3, "devices 0..2 exist already, got {n}");
     let path = format!("/dev/kbus{n}");
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let fresh = loop {
-        match Ksock::open(n, Mode::ReadWrite) {
-            Ok(k) => break k,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("{path} not openable 0.5 s after NEWDEVICE: {e}"),
-        }
-    };
+    let fresh = open_new_device(n);
     use std::os::unix::fs::MetadataExt;
     let mode = std::fs::metadata(&path).expect("stat").mode();
     assert_eq!(mode, 0o020666, "{path} mode {mode:o}");

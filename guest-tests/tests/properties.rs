@@ -11,20 +11,6 @@ use std::time::{Duration, Instant};
 
 use kbus_guest_tests::*;
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        (self.next() >> 33) % n
-    }
-}
-
 #[test]
 fn every_listener_sees_the_same_order() {
     const SENDERS: usize = 3;
