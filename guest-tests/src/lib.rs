@@ -162,7 +162,16 @@ pub fn fresh_device() -> u32 {
     let k = open_ro(0);
     let n = ok(k.new_device(), "NEWDEVICE");
     drop(k);
-    drop(open_new_device(n));
+    // Wait for the node without opening it (that would use Ksock id 1).
+    let path = format!("/dev/kbus{n}");
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while std::fs::metadata(&path).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{path} missing 0.5 s after NEWDEVICE"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     n
 }
 
