@@ -135,6 +135,22 @@ pub fn example(t: &Target, package: &str, name: &str, profile: &str) -> Result<P
         .with_context(|| format!("cargo built no executable for example {name}"))
 }
 
+/// Build one bench target of `package` for `t` (`cargo bench --no-run`,
+/// profile `bench`); its executable is `deps/<name>-<hash>`.
+pub fn bench(t: &Target, package: &str, name: &str) -> Result<PathBuf> {
+    step(format!("building bench {name} for {}", t.arch));
+    let mut c = cargo(t, "bench");
+    c.args(["--no-run", "-p", package, "--bench", name]);
+    let exes = executables(c, false)?;
+    let prefix = format!("{}-", name.replace('-', "_"));
+    exes.into_iter()
+        .find(|e| {
+            e.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .with_context(|| format!("cargo built no executable for bench {name}"))
+}
+
 /// Build the `no_std` firmware example of kbus-rustix for `t` with profile
 /// `firmware`: default features off (no std, no alloc, so rustix makes raw
 /// system calls only), no C start files (the example has its own `_start`),

@@ -306,6 +306,9 @@ pub struct Outcome {
     pub checks_ok: Option<bool>,
     /// A guest setup error (`KBUS-RIG-ERROR`).
     pub error: Option<String>,
+    /// The payload's `KBUS-BENCH: ` lines (prefix removed): the summary of
+    /// the guest benches, printed again by `cargo xtask bench`.
+    pub bench: Vec<String>,
     /// Kernel panic, oops or BUG seen on the console.
     pub kernel_trouble: Vec<String>,
     pub timed_out: bool,
@@ -358,6 +361,9 @@ impl Outcome {
         }
     }
 }
+
+/// Prefix of the summary lines a guest bench prints (see `benches/benches/ksock.rs`).
+const BENCH_TAG: &str = "KBUS-BENCH: ";
 
 /// Console patterns that mean the kernel is in trouble.
 const TROUBLE: [&str; 6] = [
@@ -497,6 +503,8 @@ fn parse_line(line: &str, o: &mut Outcome, start: Instant) {
         o.checks_ok = Some(rest.trim() == "ok");
     } else if let Some(rest) = line.split("KBUS-RIG-ERROR: ").nth(1) {
         o.error = Some(rest.trim().to_string());
+    } else if let Some(rest) = line.split(BENCH_TAG).nth(1) {
+        o.bench.push(rest.trim_end().to_string());
     } else if TROUBLE.iter().any(|p| line.contains(p)) {
         o.kernel_trouble.push(line.trim().to_string());
     }

@@ -4,6 +4,7 @@
 //! recipe in `qemu/`. Downloads and built images are cached in `$KBUS_CACHE`
 //! (default `~/.cache/kbus`), keyed by versions.
 
+mod bench;
 mod cross;
 mod guest;
 mod kmod;
@@ -90,6 +91,26 @@ enum Cmd {
     },
     /// The README's main job: boot x86_64 and run kbus-rustix's demo example
     Demo,
+    /// Benchmark send and read through kbus.ko in the guest, against a pipe
+    ///
+    /// Builds kbus-benches' `ksock` bench statically for the guest and runs
+    /// it in one boot (criterion: --warm-up-time 1 --measurement-time 3
+    /// --nresamples 10000 --noplot unless given after --). At 0, 64 and
+    /// 4096 data bytes it times an Announcement sent (pointy and entire) and
+    /// read by one Listener, and at 64 a Request/Reply round trip, each
+    /// against the same bytes through a pipe measured in the same run; then
+    /// the Slab growth of queued messages for 1 and 10 Listeners. Prints
+    /// ns/op and the ratio to the pipe last. Not part of `test`.
+    Bench {
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: Arch,
+        /// Run the host benches instead (kbus-wire parse/emit, memcpy baselines)
+        #[arg(long, conflicts_with = "arch")]
+        host: bool,
+        /// Criterion arguments, after -- (e.g. a filter: -- announce/pointy)
+        #[arg(last = true, value_name = "CRITERION ARGS")]
+        args: Vec<String>,
+    },
     /// Build the no_std firmware example per arch and print its sizes
     ///
     /// Profile `firmware`; prints text/data/bss and file size, and checks
@@ -200,6 +221,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(exit(tasks::test(&arches, guest_only)?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
+        Cmd::Bench { arch, host, args } => {
+            if host {
+                bench::host(&args)?;
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(exit(bench::guest(arch, &args)?))
+            }
+        }
         Cmd::Sizes { arch } => {
             let arches = arch.map_or(Arch::ALL.to_vec(), |a| vec![a]);
             tasks::sizes(&arches)?;

@@ -46,7 +46,8 @@ impl Report {
     }
 }
 
-fn cargo() -> Command {
+/// The host's cargo, in the workspace root.
+pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(workspace_root());
     c
