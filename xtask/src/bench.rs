@@ -31,10 +31,11 @@ const DEFAULTS: [(&str, Option<&str>); 4] = [
 /// How much longer than the arch's usual boot timeout a bench run may take.
 const EXTRA_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// `--bench` (criterion measures only with it), the defaults not overridden
-/// by `extra`, then `extra`.
+/// The defaults not overridden by `extra`, then `extra`. Criterion only
+/// measures when given `--bench`: `cargo bench` adds it on the host, the
+/// guest run needs it first.
 fn criterion_args(extra: &[String]) -> Vec<String> {
-    let mut args = vec!["--bench".to_string()];
+    let mut args = Vec::new();
     for (flag, value) in DEFAULTS {
         if !extra
             .iter()
@@ -64,7 +65,9 @@ pub fn guest(arch: Arch, extra: &[String]) -> Result<bool> {
     guest::check_qemu(&t)?;
     let ko = kmod::build(&t, &k)?;
     let exe = cross::bench(&t, PACKAGE, GUEST_BENCH)?;
-    let work = Work::Bins(vec![Payload::new(exe, criterion_args(extra))]);
+    let mut args = vec!["--bench".to_string()];
+    args.extend(criterion_args(extra));
+    let work = Work::Bins(vec![Payload::new(exe, args)]);
     let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
     let o = guest::run_work(&t, &k, Some(&ko), 3, &work, timeout)?;
     if o.bench.is_empty() {
@@ -96,7 +99,6 @@ mod tests {
         assert_eq!(
             a,
             [
-                "--bench",
                 "--warm-up-time",
                 "1",
                 "--nresamples",
