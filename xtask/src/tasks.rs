@@ -26,6 +26,13 @@ struct Report {
 }
 
 impl Report {
+    /// Run one step, time it and record the outcome.
+    fn step(&mut self, name: impl Into<String>, f: impl FnOnce() -> Result<()>) -> bool {
+        let start = Instant::now();
+        let r = f();
+        self.record(name, start, r)
+    }
+
     fn record(&mut self, name: impl Into<String>, start: Instant, r: Result<()>) -> bool {
         let name = name.into();
         let ok = match r {
@@ -62,37 +69,26 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
     };
     if !guest_only {
         setup::rust_components(&["clippy", "rustfmt"])?;
-        let s = Instant::now();
-        r.record(
-            "host tests",
-            s,
-            run(cargo().args(["test", "--workspace", "--exclude", "kbus-guest-tests"])),
-        );
-        let s = Instant::now();
-        r.record(
-            "clippy -D warnings",
-            s,
-            run(cargo().args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ])),
-        );
-        let s = Instant::now();
-        r.record(
-            "cargo fmt --check",
-            s,
-            run(cargo().args(["fmt", "--all", "--check"])),
-        );
-        let s = Instant::now();
-        r.record(
-            format!("no_std kbus-wire ({NO_STD_TARGET})"),
-            s,
-            no_std_proof(),
-        );
+        r.step("host tests", || {
+            run(cargo().args(["test", "--workspace", "--exclude", "kbus-guest-tests"]))
+        });
+        r.step("clippy -D warnings", || {
+            run(cargo()
+                .args(["clippy", "--workspace", "--all-targets", "--"])
+                .args(["-D", "warnings"]))
+        });
+        r.step("cargo fmt --check", || {
+            run(cargo().args(["fmt", "--all", "--check"]))
+        });
+        r.step("rustdoc -D warnings", || {
+            run(cargo()
+                .args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
+                .env("RUSTDOCFLAGS", "-D warnings"))
+        });
+        r.step(format!("no_std kbus-wire ({NO_STD_TARGET})"), || {
+            no_std_proof(&[])?;
+            no_std_proof(&["--features", "defmt"])
+        });
     }
     for &arch in arches {
         let s = Instant::now();
@@ -137,11 +133,13 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
     Ok(failed == 0)
 }
 
-/// kbus-wire builds for a bare-metal target with only `core`.
-fn no_std_proof() -> Result<()> {
+/// kbus-wire builds for a bare-metal target with only `core` (with `extra`
+/// cargo arguments, e.g. a feature).
+fn no_std_proof(extra: &[&str]) -> Result<()> {
     setup::rust_src()?;
     run(cargo()
         .args(["build", "-p", "kbus-wire", "--no-default-features"])
+        .args(extra)
         .args(["--target", NO_STD_TARGET, "-Zbuild-std=core"])
         .arg("--target-dir")
         .arg(cross::guest_target_dir())
