@@ -241,9 +241,15 @@ proptest! {
             if nulls {
                 bytes[ptrs].fill(0);
             }
-            let total = 4 * ((name_len as usize + 4) / 4) + 4 * ((data_len as usize + 3) / 4) + h + 4;
-            if total <= bytes.len() {
-                bytes[total - 4..total].copy_from_slice(&END_GUARD.to_ne_bytes());
+            // u64: on a 32-bit target these sums overflow usize.
+            let total = 4 * ((u64::from(name_len) + 4) / 4)
+                + 4 * ((u64::from(data_len) + 3) / 4)
+                + h as u64
+                + 4;
+            if let Ok(total) = usize::try_from(total) {
+                if total <= bytes.len() {
+                    bytes[total - 4..total].copy_from_slice(&END_GUARD.to_ne_bytes());
+                }
             }
             if h == 88 {
                 if let Ok(m) = Message::<_, Layout64>::new_checked(&bytes[..]) {
