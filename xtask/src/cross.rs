@@ -30,6 +30,10 @@ fn cargo_with(t: &Target, sub: &str, build_std: &str, extra_rustflags: &[&str]) 
         // Same value for every build in target/guest, so nothing is rebuilt
         // just because it changed.
         .env("RUSTC_BOOTSTRAP", "1")
+        // Guests run under TCG emulation, where unoptimised code is slow
+        // (the property tests took minutes on mipsel); opt-level 1 keeps
+        // debug assertions and overflow checks.
+        .env("CARGO_PROFILE_DEV_OPT_LEVEL", "1")
         // These would override the per-target rustflags below.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
@@ -117,11 +121,43 @@ pub fn guest_tests(t: &Target) -> Result<Vec<PathBuf>> {
     step(format!("building the guest tests for {}", t.arch));
     let mut c = cargo(t, "test");
     c.args(["--no-run", "-p", "kbus-guest-tests"]);
-    let exes = executables(c, true)?;
+    let mut exes = executables(c, true)?;
     if exes.is_empty() {
         bail!("kbus-guest-tests produced no test binaries for {}", t.arch);
     }
+    // The crates' own tests too: on the 32-bit guests they check the 72-byte
+    // native layout and the 32-bit and MIPS ioctl request code tables, which
+    // the x86_64 host never compiles.
+    let mut c = cargo(t, "test");
+    c.args(["--no-run", "-p", "kbus-rustix", "--lib", "-p", "kbus-wire"]);
+    for name in portable_tests("kbus-wire")? {
+        c.args(["--test", &name]);
+    }
+    exes.extend(executables(c, true)?);
     Ok(exes)
+}
+
+/// Integration tests of `krate` that read the repository's files at run
+/// time and so run on the host only.
+const HOST_ONLY_TESTS: &[&str] = &["fuzz_seeds"];
+
+/// The integration tests of `krate` (`<krate>/tests/*.rs`) that can run in a
+/// guest: all but [`HOST_ONLY_TESTS`].
+fn portable_tests(krate: &str) -> Result<Vec<String>> {
+    let dir = workspace_root().join(krate).join("tests");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                if !HOST_ONLY_TESTS.contains(&stem) {
+                    names.push(stem.to_owned());
+                }
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Build one example of `package` for `t` with `profile`.
