@@ -429,6 +429,13 @@ static long kbus_ioc_newdevice(struct kbus_dev *dev, u32 __user *argp)
 	u32 index = 0;
 	int err;
 
+	/*
+	 * Fail before creating anything if the answer cannot be written:
+	 * a device made for a caller who never learns its number would be
+	 * state left behind by bad input.
+	 */
+	if (put_user(index, argp))
+		return -EFAULT;
 	mutex_lock(&kbus_table_lock);
 	err = kbus_dev_create(&index);
 	mutex_unlock(&kbus_table_lock);

@@ -2353,3 +2353,23 @@ fn hostile_child() {
         std::process::exit(0);
     }
 }
+
+/// NEWDEVICE whose answer cannot be written (NULL, an address in the kernel
+/// half) fails with EFAULT and creates no device: a device the caller
+/// never learns the number of would be state left behind by bad input.
+#[test]
+fn new_device_with_unwritable_argument_creates_nothing() {
+    let k = open_rw(0);
+    let newdevice = kbus_rustix::IOCTLS[15];
+    assert_eq!(newdevice.0, "NEWDEVICE");
+    let first = ok(k.new_device(), "NEWDEVICE");
+    for bad in [0usize, usize::MAX - 4095] {
+        assert_eq!(
+            raw::ioctl(k.as_fd(), newdevice.1, bad),
+            Err(Errno::FAULT),
+            "NEWDEVICE with argument {bad:#x}"
+        );
+    }
+    let next = ok(k.new_device(), "NEWDEVICE after the faults");
+    assert_eq!(next, first + 1, "the faulting calls created devices");
+}
