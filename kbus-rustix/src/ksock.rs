@@ -386,16 +386,14 @@ impl Ksock {
     /// Raw `write()`: the module assembles a message from any number of
     /// writes (partial I/O, spec §5.1). Returns the bytes written.
     ///
-    /// The module dereferences the name/data pointers of a *pointy* header
-    /// at SEND time; writing one by hand makes keeping them valid until
-    /// SEND your job.
+    /// A write whose wait for the device lock was interrupted by a signal
+    /// (EAGAIN from KBUS, before it takes any byte) is repeated.
+    ///
+    /// The module reads the name/data pointers of a *pointy* header at SEND
+    /// time; writing one by hand makes keeping them valid until SEND your
+    /// job (stale pointers give EFAULT or send the wrong bytes).
     pub fn write_data(&self, bytes: &[u8]) -> Result<usize> {
-        loop {
-            match rustix::io::write(self.fd(), bytes) {
-                Err(Errno::INTR) => continue,
-                r => return r.map_err(|e| Error::os(Op::Write, e)),
-            }
-        }
+        sys::write(self.fd(), bytes).map_err(|e| Error::os(Op::Write, e))
     }
 
     fn write_all(&self, mut bytes: &[u8]) -> Result<()> {
@@ -420,14 +418,11 @@ impl Ksock {
     }
 
     /// Raw `read()` of the current message, continuing where the last read
-    /// stopped; 0 when there is none left (partial I/O, spec §6.2).
+    /// stopped; 0 when there is none left (partial I/O, spec §6.2). A read
+    /// whose wait for the device lock was interrupted (EAGAIN from KBUS,
+    /// before it copies anything) is repeated.
     pub fn read_data(&self, buf: &mut [u8]) -> Result<usize> {
-        loop {
-            match rustix::io::read(self.fd(), &mut *buf) {
-                Err(Errno::INTR) => continue,
-                r => return r.map_err(|e| Error::os(Op::Read, e)),
-            }
-        }
+        sys::read(self.fd(), buf).map_err(|e| Error::os(Op::Read, e))
     }
 
     fn read_exact<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8]> {

@@ -9,6 +9,8 @@
 //! size field; nothing is hard-coded.
 //!
 //! All integer arguments are a single `u32` at `*arg` (spec §3.10).
+//!
+//! Every ioctl is restarted when it fails with EINTR ([`restarting`]).
 
 #![allow(unsafe_code)]
 
@@ -139,11 +141,28 @@ unsafe impl<const OPCODE: Opcode, T> Ioctl for CountingUpdater<'_, OPCODE, T> {
     }
 }
 
+/// Runs `ioctl` again for as long as it fails with EINTR.
+///
+/// The module takes its device lock before doing anything else and answers
+/// a wait interrupted by a signal with ERESTARTSYS (spec §3.10 step 3),
+/// which reaches user space as EINTR when the handler lacks `SA_RESTART`.
+/// Nothing has happened at that point, so repeating the call is exact. It
+/// matters most for SEND: a pointy message left unsent would keep pointers
+/// to memory the caller is about to reuse.
+fn restarting<T>(mut ioctl: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match ioctl() {
+            Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
 /// RESET or DISCARD (no argument).
 pub fn no_arg<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: only instantiated with RESET and DISCARD, which take no
     // argument and do not touch `arg`.
-    unsafe { ioctl::ioctl(fd, NoArg::<OPCODE>::new()) }
+    restarting(|| unsafe { ioctl::ioctl(fd, NoArg::<OPCODE>::new()) })
 }
 
 /// An ioctl that writes one `u32` to `*arg`.
@@ -151,7 +170,7 @@ pub fn get_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
     // SAFETY: only instantiated with KSOCKID, LENLEFT, NUMMSGS, UNREPLIEDTO
     // and NEWDEVICE, each of which writes exactly one `u32` to `*arg`
     // (spec §3.10) — the buffer `Getter` provides — and reads nothing.
-    unsafe { ioctl::ioctl(fd, Getter::<OPCODE, u32>::new()) }
+    restarting(|| unsafe { ioctl::ioctl(fd, Getter::<OPCODE, u32>::new()) })
 }
 
 /// An ioctl that reads one `u32` from `*arg` and writes one back.
@@ -160,7 +179,7 @@ pub fn update_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>, value: u32) -> Resul
     // SAFETY: only instantiated with MAXMSGS, MSGONLYONCE, VERBOSE,
     // REPORTREPLIERBINDS and MAXMSGSIZE, which read and write exactly one
     // `u32` at `*arg`; `value` lives on our stack for the whole call.
-    unsafe { ioctl::ioctl(fd, Updater::<OPCODE, u32>::new(&mut value))? };
+    restarting(|| unsafe { ioctl::ioctl(fd, Updater::<OPCODE, u32>::new(&mut value)) })?;
     Ok(value)
 }
 
@@ -168,7 +187,7 @@ pub fn update_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>, value: u32) -> Resul
 pub fn last_sent(fd: BorrowedFd<'_>) -> Result<[u32; 2], Errno> {
     // SAFETY: LASTSENT writes one `kbus_msg_id` (two `u32`s, 8 bytes) to
     // `*arg`, which is exactly the `[u32; 2]` buffer `Getter` provides.
-    unsafe { ioctl::ioctl(fd, Getter::<LASTSENT, [u32; 2]>::new()) }
+    restarting(|| unsafe { ioctl::ioctl(fd, Getter::<LASTSENT, [u32; 2]>::new()) })
 }
 
 /// SEND. `id` receives the message id on success **and on EAGAIN** (spec
@@ -176,11 +195,12 @@ pub fn last_sent(fd: BorrowedFd<'_>) -> Result<[u32; 2], Errno> {
 pub fn send(fd: BorrowedFd<'_>, id: &mut [u32; 2]) -> Result<(), Errno> {
     // SAFETY: SEND writes one `kbus_msg_id` (8 bytes) to `*arg`; `id` is an
     // exclusively borrowed 8-byte buffer alive for the whole call. If the
-    // in-progress message is a pointy one, the module dereferences its
-    // name/data pointers during this call: safe callers reach that only via
-    // `send_pointy` below, which keeps them valid; a raw header written by
-    // `write_data` is the caller's responsibility, as with any `write`.
-    unsafe { ioctl::ioctl(fd, Updater::<SEND, [u32; 2]>::new(id)) }
+    // in-progress message is a pointy one, the module also *reads* its
+    // name/data pointers (copy_from_user; a bad address is EFAULT) and
+    // never writes through them, so even a hand-written header with stale
+    // or wild pointers cannot touch our memory: at worst it sends the
+    // wrong bytes. `send_pointy` below keeps them valid for safe callers.
+    restarting(|| unsafe { ioctl::ioctl(fd, Updater::<SEND, [u32; 2]>::new(&mut *id)) })
 }
 
 /// BIND or UNBIND with `{is_replier, name_len, name}`.
@@ -189,14 +209,17 @@ pub fn bind_or_unbind<const OPCODE: Opcode>(
     is_replier: u32,
     name: &[u8],
 ) -> Result<(), Errno> {
-    let arg = BindStruct::new(is_replier, name);
-    // SAFETY: only instantiated with BIND and UNBIND, which read one
-    // `kbus_bind_request` from `*arg` and then `name_len` bytes from
-    // `name`. `arg` (owned by `Setter` for the call) has the C layout of
-    // that struct, and its `name` pointer borrows `name`, which outlives
-    // the call; `name_len` never exceeds `name.len()` (it saturates at
-    // `u32::MAX` only for slices the module refuses by length first).
-    unsafe { ioctl::ioctl(fd, Setter::<OPCODE, BindStruct<'_>>::new(arg)) }
+    restarting(|| {
+        let arg = BindStruct::new(is_replier, name);
+        // SAFETY: only instantiated with BIND and UNBIND, which read one
+        // `kbus_bind_request` from `*arg` and then `name_len` bytes from
+        // `name`. `arg` (owned by `Setter` for the call) has the C layout
+        // of that struct, and its `name` pointer borrows `name`, which
+        // outlives the call; `name_len` never exceeds `name.len()` (it
+        // saturates at `u32::MAX` only for slices the module refuses by
+        // length first).
+        unsafe { ioctl::ioctl(fd, Setter::<OPCODE, BindStruct<'_>>::new(arg)) }
+    })
 }
 
 /// REPLIER: the Ksock id bound as Replier to exactly `name`, if any.
@@ -206,12 +229,12 @@ pub fn find_replier(fd: BorrowedFd<'_>, name: &[u8]) -> Result<Option<u32>, Errn
     // `name_len` bytes from `name`, and writes the struct back; `arg` is an
     // exclusively borrowed struct with that C layout and `name` borrows
     // `name` for the whole call.
-    let found = unsafe {
+    let found = restarting(|| unsafe {
         ioctl::ioctl(
             fd,
             CountingUpdater::<REPLIER, BindStruct<'_>> { value: &mut arg },
-        )?
-    };
+        )
+    })?;
     Ok((found != 0 && arg.is_replier_or_return_id != 0).then_some(arg.is_replier_or_return_id))
 }
 
@@ -220,8 +243,33 @@ pub fn next_msg(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
     let mut len = 0u32;
     // SAFETY: NEXTMSG writes one `u32` to `*arg`; `len` is an exclusively
     // borrowed `u32` on our stack for the whole call.
-    let popped = unsafe { ioctl::ioctl(fd, CountingUpdater::<NEXTMSG, u32> { value: &mut len })? };
+    let popped = restarting(|| unsafe {
+        ioctl::ioctl(fd, CountingUpdater::<NEXTMSG, u32> { value: &mut len })
+    })?;
     Ok((popped != 0).then_some(len))
+}
+
+/// `write()`, repeated while the module reports an interrupted lock wait:
+/// EAGAIN (spec §5.1 step 1, which happens before any byte is taken; KBUS
+/// gives EAGAIN for nothing else on `write`) or EINTR.
+pub fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
+    loop {
+        match rustix::io::write(fd, bytes) {
+            Err(Errno::INTR | Errno::AGAIN) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// `read()`, repeated while the module reports an interrupted lock wait
+/// (EAGAIN, spec §6.2, before anything is copied; or EINTR).
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Err(Errno::INTR | Errno::AGAIN) => continue,
+            r => return r,
+        }
+    }
 }
 
 /// Write a pointy header (exactly `H` bytes whose name/data pointers point
@@ -233,14 +281,15 @@ pub fn next_msg(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
 /// The `'a` borrow ties those pointers to live memory until this function
 /// returns, i.e. until after SEND. If SEND fails with EAGAIN the module has
 /// already copied them (step 4 precedes delivery), so later retries do not
-/// touch our memory.
+/// touch our memory; every other SEND failure discards the message, and an
+/// interrupted SEND (EINTR) is restarted rather than left pending.
 pub fn send_pointy<'a>(
     fd: BorrowedFd<'_>,
     header: &kbus_wire::PointyHeader<'a>,
     id: &mut [u32; 2],
 ) -> Result<(), (crate::Op, Errno)> {
     let bytes = header.as_bytes();
-    let written = rustix::io::write(fd, bytes).map_err(|e| (crate::Op::Write, e))?;
+    let written = write(fd, bytes).map_err(|e| (crate::Op::Write, e))?;
     if written != bytes.len() {
         // The module always consumes every byte it accepts; a short write
         // would leave half a header behind. Throw it away.
