@@ -407,7 +407,8 @@ pub struct PointyHeader<'a> {
 
 impl<'a> PointyHeader<'a> {
     /// The pointy header of `repr` (name and data lengths checked only for
-    /// fitting in `u32`; a longer one gets zero-length fields).
+    /// fitting in `u32`; if either does not, the whole header is zero,
+    /// guards included, which KBUS refuses with EINVAL).
     #[must_use]
     pub fn new(repr: &MessageRepr<'a>) -> Self {
         let name_ptr = repr.name.as_ptr() as usize as u64;
@@ -421,8 +422,8 @@ impl<'a> PointyHeader<'a> {
             .write_header::<NativeLayout>(header.as_mut_bytes(), name_ptr, data_ptr)
             .is_err()
         {
-            // Lengths beyond u32: leave a zeroed header with guards, which
-            // KBUS will refuse.
+            // Lengths beyond u32: an all-zero header (no guards either),
+            // which KBUS refuses at write time.
             header = NativeHeader::new_zeroed();
         }
         PointyHeader {
