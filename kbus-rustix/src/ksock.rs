@@ -119,11 +119,8 @@ pub struct Ksock {
     mode: Mode,
 }
 
-fn id_from(raw: [u32; 2]) -> MessageId {
-    MessageId {
-        network_id: raw[0],
-        serial_num: raw[1],
-    }
+fn id_from([network_id, serial_num]: [u32; 2]) -> MessageId {
+    MessageId::new(network_id, serial_num)
 }
 
 impl Ksock {
@@ -437,7 +434,7 @@ impl Ksock {
         Ok(&buf[..got])
     }
 
-    fn parse(bytes: &[u8]) -> Result<Message<&[u8]>> {
+    fn parse<T: AsRef<[u8]>>(bytes: T) -> Result<Message<T>> {
         Message::new_checked(bytes).map_err(|e| Error::new(Op::Read, ErrorKind::BadMessage(e)))
     }
 
@@ -587,9 +584,7 @@ mod owned {
                     let mut buf = vec![0u8; len];
                     let got = self.read_exact(&mut buf)?.len();
                     buf.truncate(got);
-                    Message::new_checked(buf)
-                        .map(Some)
-                        .map_err(|e| Error::new(Op::Read, ErrorKind::BadMessage(e)))
+                    Self::parse(buf).map(Some)
                 }
             }
         }
