@@ -130,8 +130,15 @@ mod owned {
                 Err(e) => return Err(err(e)),
             }
         }
-        String::from_utf8(bytes)
-            .map_err(|_| Error::new(Op::ReadBindings, ErrorKind::BadBindingsLine))
+        Ok(latin1_to_string(&bytes))
+    }
+
+    /// The file is bytes, not UTF-8: names may hold the ISO-8859-1 letters
+    /// KBUS accepts (0xC0..=0xFF but 0xD7, 0xF7), which are exactly the
+    /// Unicode code points of the same value. Decoding as Latin-1 keeps
+    /// such a name intact instead of failing the whole file.
+    pub(super) fn latin1_to_string(bytes: &[u8]) -> String {
+        bytes.iter().map(|&b| char::from(b)).collect()
     }
 
     /// Every binding on every device, parsed from `/proc/kbus/bindings`.
@@ -218,5 +225,14 @@ mod tests {
             parse_bindings("# <device> is bound to <Ksock-ID> in <process-PID> as <Replier|Listener> for <message-name>\n").count(),
             0
         );
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn latin1_names_survive_decoding() {
+        // "$.Caf\xe9" as KBUS stores it: one byte per letter, not UTF-8.
+        let text = owned::latin1_to_string(b"  0:        3     4242  L  $.Caf\xe9\n");
+        let b = parse_bindings(&text).next().unwrap().unwrap();
+        assert_eq!(b.name, "$.Caf\u{e9}");
     }
 }
