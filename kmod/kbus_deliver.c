@@ -761,6 +761,9 @@ int kbus_bind(struct kbus_ksock *k, u32 is_replier, const char *name,
 	list_add(&b->list, &dev->bindings);
 	kbus_dbg(dev, "ksock %u bound %s '%s'\n", k->id,
 		 is_replier ? "replier" : "listener", b->name);
+	/* The chosen Replier may have changed: a pending send may get through */
+	if (is_replier)
+		kbus_wake_writers(dev);
 	return 0;
 }
 

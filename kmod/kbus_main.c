@@ -35,8 +35,9 @@
  *   from/to user space) only with mutexes held. Wait queues:
  *   kbus_ksock.read_wait is woken whenever a message is queued to that
  *   Ksock; kbus_dev.write_wait is woken whenever room may have appeared
- *   (a pop, an UNBIND, a released reservation, MAXMSGS, an open or close),
- *   which is what poll() of a Ksock in sending state waits for. Wake-ups
+ *   (a pop, an UNBIND, a released reservation, MAXMSGS, an open or close)
+ *   or the Replier for a name may have changed (a Replier BIND), which is
+ *   what poll() of a Ksock in sending state waits for. Wake-ups
  *   are keyed (EPOLLIN, EPOLLOUT).
  * - Lock interruption: ioctl and open give ERESTARTSYS, read and write
  *   EAGAIN (as the specification says); release and poll wait

@@ -104,3 +104,41 @@ fn pending_send_finishes_when_the_listener_makes_room() {
     assert_eq!((got.id(), got.data()), (id, &b"2"[..]));
     assert!(got.flags().contains(Flags::ALL_OR_WAIT));
 }
+
+#[test]
+fn pending_request_wakes_when_a_better_replier_binds() {
+    // The wildcard Replier is full, so an ALL_OR_WAIT Request waits in
+    // poll. A new exact-name Replier with room (opened first: the open's
+    // wake-up comes too early) changes the retry's outcome: its BIND must
+    // wake the poller, not the end of the timeout.
+    let r1 = open_rw(0);
+    let filler = open_rw(0);
+    let s = open_rw(0);
+    bind(&r1, "$.Poll.Better.*", Role::Replier);
+    ok(r1.set_max_messages(1), "MAXMSGS 1");
+    send(&filler, &MessageRepr::request("$.Poll.Better.X", b"filler"));
+    let mut m = MessageRepr::request("$.Poll.Better.X", b"wait");
+    m.flags |= Flags::ALL_OR_WAIT;
+    let id = expect_errno(s.send_msg(&m), Errno::AGAIN, "replier full")
+        .message_id()
+        .unwrap();
+    let binder = thread::spawn(|| {
+        let r2 = open_rw(0);
+        thread::sleep(Duration::from_millis(200));
+        bind(&r2, "$.Poll.Better.X", Role::Replier);
+        r2
+    });
+    let t = Instant::now();
+    let r = ok(s.poll(Ready::WRITE, Some(Duration::from_secs(6))), "poll");
+    let waited = t.elapsed();
+    let r2 = binder.join().unwrap();
+    assert_eq!(r, Ready::WRITE);
+    assert!(
+        waited < Duration::from_secs(4),
+        "poll slept {waited:?}: the new Replier's BIND did not wake it"
+    );
+    let got = recv(&r2, "the pending Request");
+    assert_eq!((got.id(), got.data()), (id, &b"wait"[..]));
+    assert!(got.wants_us_to_reply());
+    assert_empty(&s, "no answer yet");
+}
