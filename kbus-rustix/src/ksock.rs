@@ -503,6 +503,10 @@ impl Ksock {
     /// forever, `Some(ZERO)` just looks). Returns what is ready (all false
     /// on timeout). Polling for writable also lets the module retry a
     /// pending ALL_OR_WAIT send (spec §5.9).
+    ///
+    /// A signal does not cut the wait short. With the `std` feature the
+    /// wait resumes with the time left; without it (no clock in `no_std`)
+    /// it resumes with the whole `timeout` again.
     pub fn poll(&self, what: Ready, timeout: Option<Duration>) -> Result<Ready> {
         let mut flags = PollFlags::empty();
         if what.readable {
@@ -511,17 +515,27 @@ impl Ksock {
         if what.writable {
             flags |= PollFlags::OUT;
         }
-        let ts = match timeout {
-            None => None,
-            Some(d) => Some(
-                rustix::event::Timespec::try_from(d)
-                    .map_err(|_| Error::os(Op::Poll, Errno::INVAL))?,
-            ),
-        };
         let mut fds = [PollFd::from_borrowed_fd(self.fd(), flags)];
+        #[cfg_attr(not(feature = "std"), allow(unused_mut))] // only std has a clock
+        let mut left = timeout;
+        #[cfg(feature = "std")]
+        let deadline = timeout.and_then(|d| std::time::Instant::now().checked_add(d));
         loop {
+            let ts = match left {
+                None => None,
+                Some(d) => Some(
+                    rustix::event::Timespec::try_from(d)
+                        .map_err(|_| Error::os(Op::Poll, Errno::INVAL))?,
+                ),
+            };
             match rustix::event::poll(&mut fds, ts.as_ref()) {
-                Err(Errno::INTR) => continue,
+                Err(Errno::INTR) =>
+                {
+                    #[cfg(feature = "std")]
+                    if let Some(deadline) = deadline {
+                        left = Some(deadline.saturating_duration_since(std::time::Instant::now()));
+                    }
+                }
                 Err(e) => return Err(Error::os(Op::Poll, e)),
                 Ok(_) => break,
             }
