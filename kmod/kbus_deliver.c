@@ -620,8 +620,11 @@ static void kbus_set_aside_lost(struct kbus_dev *dev,
 
 	dev->tragic = true;
 	lost = kbus_msg_synthetic(dev, KBUS_NAME_EVENTS_LOST, 0);
-	if (!lost)
+	if (!lost) {
+		pr_warn_ratelimited("kbus: out of memory, %s lost\n",
+				    KBUS_NAME_EVENTS_LOST);
 		return;
+	}
 	list_for_each_entry(b, &dev->bindings, list)
 		if (kbus_is_listener_of(b, event) &&
 		    !kbus_has_tail_lost(dev, b->ksock))
@@ -666,6 +669,8 @@ static void kbus_close_bind_event(struct kbus_ksock *k, struct kbus_binding *b)
 	err = kbus_deliver(dev, NULL, msg);
 	if (err == -EBUSY)
 		kbus_set_aside_event(dev, msg);
+	else if (err)
+		pr_warn_ratelimited("kbus: error %d, bind event lost\n", err);
 	kbus_msg_put(msg);
 }
 
