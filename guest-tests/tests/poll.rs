@@ -142,3 +142,75 @@ fn pending_request_wakes_when_a_better_replier_binds() {
     assert!(got.wants_us_to_reply());
     assert_empty(&s, "no answer yet");
 }
+
+/// Signals that interrupt the wait (a handler without SA_RESTART, so poll
+/// sees EINTR) neither end it early nor stretch it: the wait resumes with
+/// the time left. Before, every signal restarted the whole timeout, so a
+/// steady stream of signals kept `poll` from ever returning.
+#[test]
+fn poll_timeout_holds_while_signals_interrupt_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    signals::install_noop_handler();
+    let k = open_rw(0);
+    bind(&k, "$.Poll.Signals", Role::Listener);
+    let stop = Arc::new(AtomicBool::new(false));
+    let target = signals::this_thread();
+    let signaller = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            // At most 6 s of signals, one every 20 ms.
+            for _ in 0..300 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+                signals::interrupt(target);
+            }
+        })
+    };
+    let timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let got = ok(k.poll(Ready::READ, Some(timeout)), "poll under signals");
+    let waited = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    signaller.join().expect("signaller");
+    assert_eq!(got, Ready::default(), "nothing was sent");
+    assert!(waited >= timeout, "poll ended early, after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "poll waited {waited:?} for a {timeout:?} timeout while signals arrived"
+    );
+}
+
+mod signals {
+    //! A no-op SIGUSR1 handler and a way to aim the signal at one thread.
+    #![allow(unsafe_code)]
+
+    extern "C" fn noop(_: libc::c_int) {}
+
+    /// SIGUSR1 does nothing but interrupt a blocking call (no SA_RESTART).
+    pub fn install_noop_handler() {
+        // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no
+        // flags); the handler is an `extern "C"` function that does
+        // nothing, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = noop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+    }
+
+    pub fn this_thread() -> libc::pthread_t {
+        // SAFETY: pthread_self has no preconditions.
+        unsafe { libc::pthread_self() }
+    }
+
+    pub fn interrupt(thread: libc::pthread_t) {
+        // SAFETY: `thread` is the test's thread, alive until the signaller
+        // is joined; SIGUSR1 has the no-op handler installed above.
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+    }
+}
