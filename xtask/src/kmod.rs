@@ -51,7 +51,15 @@ pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
     if !src.is_dir() {
         bail!("{} does not exist", src.display());
     }
-    let dir = target_dir().join("kmod").join(t.arch.name());
+    // Another tree gets its own mirror, so that builds of two trees (an A/B
+    // bench, a stable copy beside a work in progress) never mix objects.
+    let dir = if std::env::var_os("KBUS_KMOD_SRC").is_some() {
+        target_dir()
+            .join("kmod")
+            .join(format!("{}-{}", t.arch.name(), tree_tag(&src)))
+    } else {
+        target_dir().join("kmod").join(t.arch.name())
+    };
     mirror(&src, &dir)?;
 
     // Several xtasks may build the same arch at once (a cargo runner and a
@@ -111,6 +119,16 @@ pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
         bail!("make succeeded but {} is missing", ko.display());
     }
     Ok(ko)
+}
+
+/// A short, stable name for a module source tree (FNV-1a of its path).
+fn tree_tag(src: &Path) -> String {
+    let path = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.to_string_lossy().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn clean_objects(dir: &Path) -> Result<()> {
