@@ -99,7 +99,12 @@ pub fn kernel_cmdline(t: &Target) -> Result<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    Ok(line.join(" ").replace("{console}", &t.qemu.console))
+    let mut line = line.join(" ").replace("{console}", &t.qemu.console);
+    if !t.qemu.extra_cmdline.is_empty() {
+        line.push(' ');
+        line.push_str(&t.qemu.extra_cmdline);
+    }
+    Ok(line)
 }
 
 /// The initramfs for `t`/`k`, built once and cached in
@@ -241,6 +246,12 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
     };
     fs::create_dir_all(share.dir.join("bin"))?;
     let mut env = format!("KBUS_DEVICES={devices}\n");
+    // The guest init checks kmemleak after rmmod (debug kernel).
+    env.push_str(if t.guest.kmemleak_check {
+        "RIG_KMEMLEAK=1\n"
+    } else {
+        "RIG_KMEMLEAK=\n"
+    });
     if let Some(ko) = ko {
         link_or_copy(ko, &share.dir.join("kbus.ko"))?;
         env.push_str("RIG_KO=kbus.ko\n");

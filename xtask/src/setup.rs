@@ -58,6 +58,9 @@ pub fn setup(t: &Target) -> Result<Kernel> {
     if t.rust.build_std {
         rust_src()?;
     }
+    if let Some(sk) = &t.source_kernel {
+        return crate::debug_kernel::kernel(t, sk);
+    }
     kernel(t)
 }
 
@@ -158,13 +161,13 @@ pub fn rust_components(components: &[&str]) -> Result<()> {
 }
 
 /// The private apt state in the cache.
-struct Apt {
+pub(crate) struct Apt {
     dir: PathBuf,
     conf: PathBuf,
 }
 
 impl Apt {
-    fn new() -> Result<Apt> {
+    pub(crate) fn new() -> Result<Apt> {
         let dir = cache_dir()?.join("apt");
         for sub in [
             "lists/partial",
@@ -299,7 +302,7 @@ impl Apt {
     }
 
     /// Download `pkg:arch=version` specs into `dir`.
-    fn download(&self, dir: &Path, specs: &[String]) -> Result<()> {
+    pub(crate) fn download(&self, dir: &Path, specs: &[String]) -> Result<()> {
         fs::create_dir_all(dir)?;
         run(self
             .cmd("apt-get")
@@ -393,7 +396,7 @@ fn lookup_uncached(apt: &Apt, t: &Target) -> Result<Lookup> {
 }
 
 /// Debian versions may contain `:` (epochs); keep paths simple.
-fn path_safe(v: &str) -> String {
+pub(crate) fn path_safe(v: &str) -> String {
     v.replace([':', '/'], "_")
 }
 
@@ -457,7 +460,7 @@ fn load_kernel(t: &Target, lk: &Lookup) -> Result<Kernel> {
     })
 }
 
-fn extract_debs(debs: &Path, root: &Path) -> Result<()> {
+pub(crate) fn extract_debs(debs: &Path, root: &Path) -> Result<()> {
     let mut n = 0;
     for e in fs::read_dir(debs)? {
         let p = e?.path();

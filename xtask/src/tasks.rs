@@ -147,12 +147,35 @@ fn no_std_proof(extra: &[&str]) -> Result<()> {
         .env_remove("RUSTFLAGS"))
 }
 
+/// Guest test binaries (`guest-tests/tests/<name>.rs`) that need the debug
+/// kernel's fault injection: only targets with `fault_tests = true` run them
+/// (they fail loudly anywhere else).
+const FAULT_TESTS: &[&str] = &["faults"];
+
+/// Is `exe` (cargo's `<name>-<hash>`) one of [`FAULT_TESTS`]?
+fn is_fault_test(exe: &Path) -> bool {
+    let stem = exe.file_name().map(|n| n.to_string_lossy().into_owned());
+    stem.and_then(|s| s.rsplit_once('-').map(|(name, _)| name.to_string()))
+        .is_some_and(|name| FAULT_TESTS.contains(&name.as_str()))
+}
+
 /// Build the guest tests and examples for `t` and run them all in one boot.
 fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
     let mut bins: Vec<Payload> = cross::guest_tests(t)?
         .into_iter()
+        .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
         .map(|exe| Payload::new(exe, vec!["--test-threads=1".into()]))
         .collect();
+    if t.guest.fault_tests {
+        // The debug kernel's run must include them: never pass without.
+        let n = bins.iter().filter(|b| is_fault_test(&b.path)).count();
+        if n != FAULT_TESTS.len() {
+            bail!(
+                "{}: expected the fault tests {FAULT_TESTS:?} among the guest tests, found {n}",
+                t.arch
+            );
+        }
+    }
     if cross::has_example(EXAMPLES_DIR, DEMO) {
         let exe = cross::example(t, EXAMPLES_PACKAGE, DEMO, "dev")?;
         bins.push(Payload::new(exe, Vec::new()));
