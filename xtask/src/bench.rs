@@ -1,5 +1,6 @@
-//! `bench`: the guest benches (send and read through kbus.ko) and, with
-//! `--host`, the host benches of kbus-wire.
+//! `bench`: the guest benches (send and read through kbus.ko), with `--ab`
+//! the A/B workloads of two kbus.ko builds in one boot, and with `--host`
+//! the host benches of kbus-wire.
 
 use crate::cross;
 use crate::guest::{self, Payload, Work};
@@ -7,13 +8,18 @@ use crate::kmod;
 use crate::setup;
 use crate::target::Arch;
 use crate::tasks::cargo;
-use crate::util::{run, step};
-use anyhow::{bail, Result};
+use crate::util::{capture, link_or_copy, run, scratch_beside, step, target_dir, workspace_root};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 const PACKAGE: &str = "kbus-benches";
 /// The bench target that needs `/dev/kbus0` (`benches/benches/ksock.rs`).
 const GUEST_BENCH: &str = "ksock";
+/// The A/B workloads (`benches/benches/ab.rs`), several processes each.
+const AB_BENCH: &str = "ab";
 /// The host bench target (`benches/benches/wire.rs`).
 const HOST_BENCH: &str = "wire";
 
@@ -87,6 +93,150 @@ pub fn guest(arch: Arch, extra: &[String]) -> Result<bool> {
         eprintln!("xtask: the {arch} bench run failed: {}", o.describe());
     }
     Ok(o.success())
+}
+
+/// What `cargo xtask bench --ab` compares.
+pub struct AbOptions {
+    /// Module A: kmod/ of this git revision.
+    pub rev: String,
+    /// Module B's source tree (default: the working tree's kmod/).
+    pub b_src: Option<PathBuf>,
+    /// A B rounds.
+    pub rounds: u32,
+    /// vCPUs of the guest (default: the target's).
+    pub smp: Option<u32>,
+}
+
+/// `kmod/` of git revision `rev`, exported once into
+/// `target/kmod-rev/<commit>/kmod` (a commit never changes, so neither does
+/// the export). Returns the tree and the abbreviated commit.
+fn export_rev(rev: &str) -> Result<(PathBuf, String)> {
+    let root = workspace_root();
+    let git = |args: &[&str]| {
+        let mut c = Command::new("git");
+        c.current_dir(&root).args(args);
+        c
+    };
+    let commit = capture(&mut git(&[
+        "rev-parse",
+        "--verify",
+        &format!("{rev}^{{commit}}"),
+    ]))
+    .with_context(|| format!("{rev:?} is not a git revision"))?
+    .trim()
+    .to_string();
+    let short = capture(&mut git(&["rev-parse", "--short", &commit]))?
+        .trim()
+        .to_string();
+    let dest = target_dir().join("kmod-rev").join(&commit);
+    let tree = dest.join("kmod");
+    if tree.is_dir() {
+        return Ok((tree, short));
+    }
+    step(format!(
+        "exporting kmod/ of {rev} ({short}) into {}",
+        dest.display()
+    ));
+    fs::create_dir_all(dest.parent().context("kmod-rev dir")?)?;
+    let tmp = scratch_beside(&dest);
+    fs::create_dir_all(&tmp)?;
+    let tar = archive_kmod(&root, &commit, &tmp);
+    if let Err(e) = tar {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if !tmp.join("kmod").is_dir() {
+        let _ = fs::remove_dir_all(&tmp);
+        bail!("revision {rev} has no kmod/ folder");
+    }
+    if fs::rename(&tmp, &dest).is_err() {
+        // Another run exported it meanwhile.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    Ok((tree, short))
+}
+
+/// `git archive <commit> kmod | tar -x -C <into>`.
+fn archive_kmod(root: &Path, commit: &str, into: &Path) -> Result<()> {
+    run(Command::new("sh").current_dir(root).args([
+        "-c",
+        "git archive \"$1\" kmod | tar -x -C \"$2\"",
+        "sh",
+        commit,
+        &into.to_string_lossy(),
+    ]))
+}
+
+/// `cargo xtask bench --ab REV`: kbus.ko from `kmod/` of REV (A) and from
+/// the working tree (B, or `--b-src`), both in one boot's share; the guest
+/// program swaps them between rounds (A B A B …) and prints the per-round
+/// B/A ratios, which are printed again at the end. Ok(false) if the run
+/// failed or printed no summary.
+pub fn ab(arch: Arch, o: &AbOptions, extra: &[String]) -> Result<bool> {
+    let mut t = arch.spec()?;
+    if let Some(n) = o.smp {
+        if n == 0 {
+            bail!("--smp needs at least 1 vCPU");
+        }
+        t.qemu.smp = n;
+    }
+    let k = setup::setup(&t)?;
+    guest::check_qemu(&t)?;
+    let (a_src, a_commit) = export_rev(&o.rev)?;
+    let a = kmod::build_tree(&t, &k, &a_src)?;
+    let default_b = workspace_root().join("kmod");
+    let b_src = o.b_src.clone().unwrap_or(default_b);
+    let b = kmod::build_tree(&t, &k, &b_src)?;
+    let exe = cross::bench(&t, PACKAGE, AB_BENCH)?;
+    let b_label = match &o.b_src {
+        Some(p) => p.display().to_string(),
+        None => "working tree kmod/".to_string(),
+    };
+    let mut args: Vec<String> = vec![
+        "--a".into(),
+        "/mnt/host/kbus-a.ko".into(),
+        "--b".into(),
+        "/mnt/host/kbus-b.ko".into(),
+        "--a-label".into(),
+        if a_commit.starts_with(&o.rev) {
+            a_commit.clone()
+        } else {
+            format!("{} ({a_commit})", o.rev)
+        },
+        "--b-label".into(),
+        b_label,
+        "--rounds".into(),
+        o.rounds.to_string(),
+    ];
+    args.extend(extra.iter().cloned());
+    let work = Work::Bins(vec![Payload::new(exe, args)]);
+    let img = guest::initramfs(&t, &k)?;
+    // The init loads kbus.ko (B) first; the program swaps in the others.
+    let share = guest::stage(&t, Some(&b), 1, &work)?;
+    link_or_copy(&a, &share.dir.join("kbus-a.ko"))?;
+    link_or_copy(&b, &share.dir.join("kbus-b.ko"))?;
+    let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
+    let out = guest::boot(&t, &k, &img, &share, timeout)?;
+    eprintln!(
+        "xtask: {arch}: {} vCPU(s), total {:.1}s: {}",
+        t.qemu.smp,
+        out.total.as_secs_f64(),
+        out.describe()
+    );
+    if out.bench.is_empty() {
+        bail!("the {arch} A/B run printed no summary: {}", out.describe());
+    }
+    step(format!(
+        "A/B summary: {arch} guest, {} vCPU(s), kernel {} (QEMU TCG emulation: read the ratios, not the msgs/s)",
+        t.qemu.smp, k.release
+    ));
+    for line in &out.bench {
+        println!("  {line}");
+    }
+    if !out.success() {
+        eprintln!("xtask: the {arch} A/B run failed: {}", out.describe());
+    }
+    Ok(out.success())
 }
 
 #[cfg(test)]

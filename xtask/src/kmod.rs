@@ -42,25 +42,38 @@ fn mirror(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build kbus.ko for `t`'s arch; returns its path. Any compiler warning fails the build.
+/// Build kbus.ko for `t`'s arch from `kmod/` (or `$KBUS_KMOD_SRC`); returns
+/// its path. Any compiler warning fails the build.
 pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
     // KBUS_KMOD_SRC: build another module tree (for trying the rig itself).
     let src = std::env::var_os("KBUS_KMOD_SRC")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("kmod"));
+    build_tree(t, k, &src)
+}
+
+/// Build kbus.ko for `t`'s arch from the module source tree `src` (e.g. a
+/// `git archive` of another revision for `cargo xtask bench --ab`); returns
+/// its path. Any compiler warning fails the build.
+pub fn build_tree(t: &Target, k: &Kernel, src: &Path) -> Result<PathBuf> {
     if !src.is_dir() {
         bail!("{} does not exist", src.display());
     }
     // Another tree gets its own mirror, so that builds of two trees (an A/B
     // bench, a stable copy beside a work in progress) never mix objects.
-    let dir = if std::env::var_os("KBUS_KMOD_SRC").is_some() {
+    let default = workspace_root().join("kmod");
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let dir = if same(src, &default) {
+        target_dir().join("kmod").join(t.arch.name())
+    } else {
         target_dir()
             .join("kmod")
-            .join(format!("{}-{}", t.arch.name(), tree_tag(&src)))
-    } else {
-        target_dir().join("kmod").join(t.arch.name())
+            .join(format!("{}-{}", t.arch.name(), tree_tag(src)))
     };
-    mirror(&src, &dir)?;
+    mirror(src, &dir)?;
 
     // Several xtasks may build the same arch at once (a cargo runner and a
     // kmod edit loop): flock(1) (util-linux, always on Debian) serializes

@@ -102,13 +102,41 @@ enum Cmd {
     /// against the same bytes through a pipe measured in the same run; then
     /// the Slab growth of queued messages for 1 and 10 Listeners. Prints
     /// ns/op and the ratio to the pipe last. Not part of `test`.
+    ///
+    /// With --ab REV: A/B workloads instead. kbus.ko is built from kmod/ of
+    /// git revision REV (A) and from the working tree's kmod/ (B, or
+    /// --b-src); one boot loads them in turn, A B A B … (--rounds each),
+    /// and runs the same workloads against each, 64 data bytes, reporting
+    /// delivered messages per second and B/A per round, its median and
+    /// range: send (one Listener, drained outside the timed part),
+    /// send-1000 (the same with 1000 unrelated Listener bindings; also given
+    /// as send-1000/send), send-read (one Ksock sends to itself and reads),
+    /// two-proc (sender and Listener processes, ALL_OR_WAIT), req-reply
+    /// (Request/Reply round trip, Replier process), fanout and fanout-wait
+    /// (10 Listener processes, without and with ALL_OR_WAIT; with Listener
+    /// polls per message). Arguments after -- go to the guest program: the
+    /// workloads to run (default all), --scale F (message counts).
     Bench {
         #[arg(long, value_enum, default_value = "x86_64")]
         arch: Arch,
         /// Run the host benches instead (kbus-wire parse/emit, memcpy baselines)
-        #[arg(long, conflicts_with = "arch")]
+        #[arg(long, conflicts_with_all = ["arch", "ab"])]
         host: bool,
-        /// Criterion arguments, after -- (e.g. a filter: -- announce/pointy)
+        /// A/B workloads: module A from kmod/ of this git revision (e.g.
+        /// 2287aa2), module B from the working tree, alternating in one boot
+        #[arg(long, value_name = "REV")]
+        ab: Option<String>,
+        /// With --ab: build module B from this kmod source folder instead of kmod/
+        #[arg(long, value_name = "DIR", requires = "ab")]
+        b_src: Option<PathBuf>,
+        /// With --ab: rounds per module (A B A B …)
+        #[arg(long, default_value_t = 5, requires = "ab")]
+        rounds: u32,
+        /// With --ab: the guest's vCPUs (default: the target's, 2 on x86_64)
+        #[arg(long, value_name = "N", requires = "ab")]
+        smp: Option<u32>,
+        /// Criterion arguments, after -- (e.g. a filter: -- announce/pointy);
+        /// with --ab: workload names and --scale F
         #[arg(last = true, value_name = "CRITERION ARGS")]
         args: Vec<String>,
     },
@@ -222,10 +250,26 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(exit(tasks::test(&arches, guest_only)?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
-        Cmd::Bench { arch, host, args } => {
+        Cmd::Bench {
+            arch,
+            host,
+            ab,
+            b_src,
+            rounds,
+            smp,
+            args,
+        } => {
             if host {
                 bench::host(&args)?;
                 Ok(ExitCode::SUCCESS)
+            } else if let Some(rev) = ab {
+                let o = bench::AbOptions {
+                    rev,
+                    b_src,
+                    rounds,
+                    smp,
+                };
+                Ok(exit(bench::ab(arch, &o, &args)?))
             } else {
                 Ok(exit(bench::guest(arch, &args)?))
             }
