@@ -229,9 +229,20 @@ fn switch_off() {
     }
 }
 
-/// Turn injection on or off for the calling thread only.
+/// Turn injection on or off for the calling thread only. Turning it off
+/// runs with injection still on, so its own open()/write() may fail with
+/// ENOMEM: retry.
 fn make_it_fail(on: bool) {
-    write_attr("/proc/thread-self/make-it-fail", if on { "1" } else { "0" });
+    let path = "/proc/thread-self/make-it-fail";
+    let value = if on { "1" } else { "0" };
+    for _ in 0..1000 {
+        match fs::write(path, value) {
+            Ok(()) => return,
+            Err(e) if e.raw_os_error() == Some(Errno::NOMEM.raw_os_error()) => continue,
+            Err(e) => panic!("writing {value:?} to {path}: {e}"),
+        }
+    }
+    panic!("writing {value:?} to {path}: ENOMEM 1000 times");
 }
 
 /// The debug kernel's files, or a loud failure.
@@ -733,6 +744,11 @@ fn allocation_failures_are_enomem_leak_nothing_and_spare_bystanders() {
     let by = by.join().expect("bystander thread panicked");
     worker_result.expect("faulty thread panicked");
     let f = std::mem::take(&mut *faulty.lock().unwrap());
+    // REPORTREPLIERBINDS is device-wide: make sure no round left it on.
+    ok(
+        open_rw(DEV).report_replier_binds(false),
+        "REPORTREPLIERBINDS off",
+    );
 
     let mut report = format!(
         "{ROUNDS} rounds at {PERCENT}% in {:.1}s, {injected_count} failures injected; \
