@@ -26,7 +26,7 @@
 //! | `send-1000` | the same with 1000 more Listener bindings to other exact names (`$.Bench.Other.N`), held by a third Ksock; the summary adds `send-1000 / send`, the ratio the target is about |
 //! | `send-read` | one Ksock bound as Listener to its own name sends and reads each message back (`read_next_msg`) |
 //! | `two-proc` | this process sends with ALL_OR_WAIT (nothing lost), one Listener process reads |
-//! | `req-reply` | Request → Replier process reads it and Replies → this process reads the Reply; 2 messages per round trip |
+//! | `req-reply` | Request → Replier process reads it and Replies → this process reads the Reply; 2 messages per round trip; at least 200 round trips and 0.5 s (a round trip is ~10 times faster on 1 vCPU); with 2 or more vCPUs the requester is pinned to CPU 0 and the Replier to CPU 1, so every round trip crosses CPUs |
 //! | `fanout` | this process sends, 10 Listener processes read; no flag, so a full Listener queue skips that Listener (only delivered messages count) |
 //! | `fanout-wait` | the same with ALL_OR_WAIT: nothing is lost, the sender polls for writable on EAGAIN (spec §5.7, §5.9) |
 //!
@@ -68,6 +68,8 @@ const UNRELATED: usize = 1000;
 const BATCH: usize = 50;
 /// Longest a poll may wait before the bench calls the module stuck.
 const STUCK: Duration = Duration::from_secs(60);
+/// `req-reply` runs at least this long (and at least its count).
+const MIN_REQ_REPLY: Duration = Duration::from_millis(500);
 /// The prefix of the summary lines `cargo xtask bench` collects.
 const TAG: &str = "KBUS-BENCH: ";
 
@@ -198,8 +200,37 @@ fn listener(name: &str) {
     println!("done {count} {polls}");
 }
 
+/// Run this thread on `cpu` only.
+fn pin(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
+}
+
+/// Run this thread on any CPU again.
+fn unpin() {
+    let mut set = rustix::thread::CpuSet::new();
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for cpu in 0..n {
+        set.set(cpu);
+    }
+    rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
+}
+
+/// With 2 or more CPUs: the CPUs the requester and the Replier run on, two
+/// different ones, so every round trip crosses CPUs. Without pinning, the
+/// TCG guest's scheduler sometimes put both on one vCPU for a whole round,
+/// which made that round ~20 times faster than the others.
+fn req_reply_cpus() -> Option<(usize, usize)> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (n >= 2).then_some((0, 1))
+}
+
 /// A Replier process: reply to every Request until END.
 fn replier() {
+    if let Some((_, cpu)) = req_reply_cpus() {
+        pin(cpu);
+    }
     let k = open();
     k.bind(REQUEST, Role::Replier).expect("bind Replier");
     k.bind(END, Role::Listener).expect("bind END");
@@ -377,10 +408,17 @@ fn req_reply(n: usize) -> Sample {
     let request = MessageRepr::request(REQUEST, &data);
     let k = open();
     let peer = Peer::spawn(&["replier"]);
+    let cpus = req_reply_cpus();
+    if let Some((cpu, _)) = cpus {
+        pin(cpu);
+    }
     let mut buf = vec![0u8; 4096];
     let mut polls = 0;
     let t = Instant::now();
-    for _ in 0..n {
+    let mut done: u64 = 0;
+    // At least MIN_REQ_REPLY: a round trip is ~10x faster on 1 vCPU.
+    while done < n as u64 || t.elapsed() < MIN_REQ_REPLY {
+        done += 1;
         let id = k.send_msg(&request).expect("send Request");
         loop {
             match k.read_next_msg(&mut buf).expect("read_next_msg") {
@@ -394,10 +432,13 @@ fn req_reply(n: usize) -> Sample {
     }
     let secs = t.elapsed().as_secs_f64();
     send_wait(&k, &end_marker());
+    if cpus.is_some() {
+        unpin();
+    }
     let (replied, _) = peer.done();
-    assert_eq!(replied, n as u64);
+    assert_eq!(replied, done);
     Sample {
-        delivered: 2 * n as u64,
+        delivered: 2 * done,
         secs,
         polls: 0,
     }
