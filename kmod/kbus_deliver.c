@@ -1,38 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KBUS: names, bindings, delivery, synthetic messages, Replier Bind Events
- * and the set-aside list (spec sections 4, 5.5, 5.9, 5.10, 7).
+ * KBUS: names, the routing tables, delivery, synthetic messages, Replier
+ * Bind Events and the set-aside lists (spec sections 4, 5.5, 5.9, 5.10, 7,
+ * 14). The lock rules are at the top of kbus_main.c.
  *
- * Every function here is called with the device mutex held.
+ * Routing. Every distinct binding string of a device is one struct
+ * kbus_name in the device's name table (an rhashtable keyed by the string);
+ * the bindings to that string hang off it. A message name matches:
+ *   - the binding string equal to it,
+ *   - its '%' form: everything up to its last dot, then '%',
+ *   - its '*' forms: everything up to each of its dots, then '*'.
+ * So routing costs one lookup per dot of the name (the wildcard lookups are
+ * skipped while the device has no wildcard binding of that kind) plus the
+ * matching bindings, whatever else is bound (spec 14.5).
  *
- * Set-aside list (spec 7.6 with decision 13 of section 13):
+ * Request ids. Requests a Ksock awaits an answer to (its reservations) and
+ * Requests it has popped but not answered are entries of the device's two
+ * id tables (rhltables keyed by Ksock and id), each also on the Ksock's own
+ * list, so a Reply finds its entry in O(1) and a close walks only its own.
  *
- * An unbind event that cannot be delivered to every Listener during a close
- * is put on the device's set-aside list, one entry per Listener binding,
- * each entry remembering its Ksock and the binding it came through. Such
- * entries are logically the tail of that Ksock's queue:
- *
- *  - "Drain": whenever a Ksock may have gained room (immediately after the
- *    entries are set aside, after NEXTMSG pops, after UNBIND removed queued
- *    messages, after MAXMSGS), its entries move, oldest first, to the back
- *    of its queue for as long as the queue is not full (reservations count,
- *    as for any delivery). So a Ksock that had room gets the event at once,
- *    and a Ksock that holds set-aside entries always has a full queue: no
- *    ordinary delivery can reach it, and no newer message can overtake.
- *  - "Flush": the only messages that can still reach a full Ksock are those
- *    queued without a full check (Replies and synthetic answers using a
- *    reserved slot, Replier copies beside Listener copies). Before any such
- *    message is queued, all of that Ksock's set-aside entries move to its
- *    queue first, so they are read before the newer message (this may take
- *    the queue over its limit, as spec 12 item 19 allows).
+ * Set-aside lists (spec 7.6 with decision 13 of section 13, and 14.4):
+ * a bind event that cannot be delivered to every Listener is put on each
+ * Listener's own set-aside list, one entry per Listener binding, tied to
+ * the binding it came through. Such entries are the logical tail of that
+ * Ksock's queue:
+ *  - "Drain": whenever the Ksock may have gained room, its entries move,
+ *    oldest first, to the back of its queue for as long as the queue is not
+ *    full. Every full check for an ordinary delivery drains first and counts
+ *    a Ksock that still holds entries as full, so nothing newer overtakes.
+ *  - "Flush": before a message that is queued without an ordinary full
+ *    check (a Reply or synthetic answer using a reserved slot) all of the
+ *    Ksock's entries move to its queue first, so they are read before it.
  *  - Removal: an entry is removed exactly when the binding it came through
  *    is removed (UNBIND of that binding, or close of its Ksock).
  *  - Moves use the Listener path, so MSGONLYONCE applies to them.
  */
 
 #include <linux/ctype.h>
+#include <linux/cred.h>
+#include <linux/jhash.h>
+#include <linux/lockdep.h>
 #include <linux/minmax.h>
 #include <linux/poll.h>
+#include <linux/rhashtable.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -43,6 +53,13 @@ enum kbus_why {
 	KBUS_FOR_REPLIER,
 	KBUS_FOR_LISTENER,
 };
+
+/*
+ * Allocations that must not fail for a user's mistake (answers owed to
+ * others, set-aside bind events): charged, but without __GFP_RETRY_MAYFAIL,
+ * so a cgroup at its limit reclaims or kills within itself before they fail.
+ */
+#define KBUS_GFP_OWED	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN)
 
 /* ------------------------------------------------------------------------
  * Names (spec 4)
@@ -75,129 +92,509 @@ bool kbus_name_is_wildcard(const char *name, u32 n)
 	return n && (name[n - 1] == '*' || name[n - 1] == '%');
 }
 
-static bool kbus_str_eq(const char *a, u32 alen, const char *b, u32 blen)
-{
-	return alen == blen && !memcmp(a, b, alen);
-}
-
-static bool kbus_binding_matches(const struct kbus_binding *b,
-				 const struct kbus_msg *msg)
-{
-	u32 len = b->name_len, n = msg->name_len;
-	char last = b->name[len - 1];
-
-	if (last != '*' && last != '%')
-		return kbus_str_eq(b->name, len, msg->name, n);
-	if (n < len || memcmp(msg->name, b->name, len - 1))
-		return false;
-	if (last == '%')
-		return !memchr(msg->name + len - 1, '.', n - len + 1);
-	return true;
-}
-
-static bool kbus_is_listener_of(const struct kbus_binding *b,
-				const struct kbus_msg *msg)
-{
-	return !b->is_replier && kbus_binding_matches(b, msg);
-}
-
 /* ------------------------------------------------------------------------
- * Ksocks, outstanding Requests, unreplied Requests
+ * The name table
+ *
+ * A key is a string given as all but its last byte plus that byte, so that
+ * the wildcard forms of a message name can be looked up without building
+ * them: "$.a.b" looks up ("$.a.", '%') and ("$.", '*'), ("$.a.", '*').
  */
 
-struct kbus_ksock *kbus_find_ksock(struct kbus_dev *dev, u32 id)
-{
-	struct kbus_ksock *k;
+struct kbus_name_key {
+	const char *base;
+	u32 base_len;
+	u32 last;
+};
 
-	list_for_each_entry(k, &dev->ksocks, list)
-		if (k->id == id)
-			return k;
-	return NULL;
+static u32 kbus_name_hash(const char *base, u32 base_len, u8 last, u32 seed)
+{
+	return jhash_1word(last, jhash(base, base_len, seed));
 }
 
-void kbus_wake_writers(struct kbus_dev *dev)
+static u32 kbus_name_key_hashfn(const void *data, u32 len, u32 seed)
 {
-	wake_up_interruptible_poll(&dev->write_wait, EPOLLOUT | EPOLLWRNORM);
+	const struct kbus_name_key *key = data;
+
+	return kbus_name_hash(key->base, key->base_len, key->last, seed);
 }
 
-bool kbus_queue_full(const struct kbus_ksock *k, bool is_reply)
+static u32 kbus_name_obj_hashfn(const void *data, u32 len, u32 seed)
 {
-	u64 used = (u64)k->queue_count + k->out_count;
+	const struct kbus_name *n = data;
 
-	if (is_reply && used)
-		used--;
-	return used >= k->max_messages;
+	return kbus_name_hash(n->str, n->len - 1, n->str[n->len - 1], seed);
 }
 
-/* Make sure the outstanding table has room for one more entry. */
-int kbus_outstanding_reserve(struct kbus_ksock *k)
+static int kbus_name_cmpfn(struct rhashtable_compare_arg *arg,
+			   const void *obj)
 {
-	struct kbus_msg_id *table;
-	u32 size;
+	const struct kbus_name_key *key = arg->key;
+	const struct kbus_name *n = obj;
 
-	if (k->out_count < k->out_size)
-		return 0;
-	if (k->out_size < KBUS_INIT_OUTSTANDING_SIZE)
-		size = max(2 * k->out_size, 1U);
-	else
-		size = k->out_size + k->out_size / 8;
-	table = krealloc_array(k->outstanding, size, sizeof(*table),
-			       GFP_KERNEL);
-	if (!table)
-		return -ENOMEM;
-	k->outstanding = table;
-	k->out_size = size;
+	return n->len != key->base_len + 1 ||
+	       (u8)n->str[key->base_len] != key->last ||
+	       memcmp(n->str, key->base, key->base_len);
+}
+
+static const struct rhashtable_params kbus_name_params = {
+	.head_offset = offsetof(struct kbus_name, node),
+	.hashfn = kbus_name_key_hashfn,
+	.obj_hashfn = kbus_name_obj_hashfn,
+	.obj_cmpfn = kbus_name_cmpfn,
+	.automatic_shrinking = true,
+};
+
+static const struct rhashtable_params kbus_req_params = {
+	.head_offset = offsetof(struct kbus_req, node),
+	.key_offset = offsetof(struct kbus_req, key),
+	.key_len = sizeof(struct kbus_req_key),
+	.automatic_shrinking = true,
+};
+
+int kbus_dev_tables_init(struct kbus_dev *dev)
+{
+	int err;
+
+	err = rhashtable_init(&dev->names, &kbus_name_params);
+	if (err)
+		return err;
+	err = rhltable_init(&dev->outstanding, &kbus_req_params);
+	if (err)
+		goto out_names;
+	err = rhltable_init(&dev->unreplied, &kbus_req_params);
+	if (err)
+		goto out_outstanding;
+	return 0;
+
+out_outstanding:
+	rhltable_destroy(&dev->outstanding);
+out_names:
+	rhashtable_destroy(&dev->names);
+	return err;
+}
+
+/* Unload: no Ksock is open, so every table is empty. */
+void kbus_dev_tables_destroy(struct kbus_dev *dev)
+{
+	rhltable_destroy(&dev->unreplied);
+	rhltable_destroy(&dev->outstanding);
+	rhashtable_destroy(&dev->names);
+}
+
+static struct kbus_name *kbus_name_lookup(struct kbus_dev *dev,
+					  const char *base, u32 base_len,
+					  u8 last)
+{
+	struct kbus_name_key key = {
+		.base = base, .base_len = base_len, .last = last,
+	};
+
+	lockdep_assert_held(&dev->lock);
+	return rhashtable_lookup_fast(&dev->names, &key, kbus_name_params);
+}
+
+static struct kbus_name *kbus_name_find(struct kbus_dev *dev,
+					const char *name, u32 len)
+{
+	return kbus_name_lookup(dev, name, len - 1, name[len - 1]);
+}
+
+static u32 *kbus_wildcard_counter(struct kbus_dev *dev,
+				  const struct kbus_name *n)
+{
+	switch (n->str[n->len - 1]) {
+	case '*':
+		return &dev->nr_star;
+	case '%':
+		return &dev->nr_percent;
+	default:
+		return NULL;
+	}
+}
+
+/* The node of @name, created (with no users) if it does not exist yet. */
+static struct kbus_name *kbus_name_get(struct kbus_dev *dev,
+				       const char *name, u32 len)
+{
+	struct kbus_name *n = kbus_name_find(dev, name, len);
+	u32 *wild;
+	int err;
+
+	if (n)
+		return n;
+	n = kzalloc(struct_size(n, str, (size_t)len + 1), KBUS_GFP);
+	if (!n)
+		return ERR_PTR(-ENOMEM);
+	INIT_LIST_HEAD(&n->listeners);
+	n->len = len;
+	memcpy(n->str, name, len);
+	err = rhashtable_insert_fast(&dev->names, &n->node, kbus_name_params);
+	if (err) {
+		kfree(n);
+		return ERR_PTR(-ENOMEM);
+	}
+	wild = kbus_wildcard_counter(dev, n);
+	if (wild)
+		(*wild)++;
+	return n;
+}
+
+/* Drop @n from the table once no binding uses it. */
+static void kbus_name_put(struct kbus_dev *dev, struct kbus_name *n)
+{
+	u32 *wild;
+
+	lockdep_assert_held(&dev->lock);
+	if (n->users)
+		return;
+	wild = kbus_wildcard_counter(dev, n);
+	if (wild)
+		(*wild)--;
+	rhashtable_remove_fast(&dev->names, &n->node, kbus_name_params);
+	kfree_rcu(n, rcu);
+}
+
+/* Iterates over the binding strings that match a message name. */
+struct kbus_match {
+	const char *name;
+	u32 len;
+	u32 pos;		/* where to look for the next dot ('*' stage) */
+	int stage;
+};
+
+static void kbus_match_init(struct kbus_match *m, const struct kbus_msg *msg)
+{
+	m->name = msg->name;
+	m->len = msg->name_len;
+	m->pos = 0;
+	m->stage = 0;
+}
+
+static u32 kbus_last_dot(const char *name, u32 len)
+{
+	while (len--)
+		if (name[len] == '.')
+			return len;
 	return 0;
 }
 
-static void kbus_outstanding_add(struct kbus_ksock *k,
-				 const struct kbus_msg_id *id)
+static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
+					 struct kbus_match *m)
 {
-	k->outstanding[k->out_count++] = *id;
-	k->out_max = max(k->out_max, k->out_count);
+	struct kbus_name *n;
+	const char *dot;
+
+	for (;;) {
+		switch (m->stage) {
+		case 0:
+			m->stage = 1;
+			n = kbus_name_find(dev, m->name, m->len);
+			break;
+		case 1:
+			m->stage = 2;
+			if (!dev->nr_percent)
+				continue;
+			n = kbus_name_lookup(dev, m->name,
+					     kbus_last_dot(m->name, m->len) + 1,
+					     '%');
+			break;
+		default:
+			if (!dev->nr_star)
+				return NULL;
+			dot = memchr(m->name + m->pos, '.', m->len - m->pos);
+			if (!dot)
+				return NULL;
+			m->pos = dot - m->name + 1;
+			n = kbus_name_lookup(dev, m->name, m->pos, '*');
+			break;
+		}
+		if (n)
+			return n;
+	}
 }
 
-static int kbus_outstanding_find(const struct kbus_ksock *k,
-				 const struct kbus_msg_id *id)
-{
-	u32 i;
+#define kbus_for_each_match(dev, m, n)					\
+	for (n = kbus_match_next(dev, m); n; n = kbus_match_next(dev, m))
 
-	for (i = 0; i < k->out_count; i++)
-		if (kbus_id_eq(&k->outstanding[i], id))
-			return i;
-	return -1;
+/* ------------------------------------------------------------------------
+ * Ksocks and wake-ups
+ */
+
+static struct kbus_ksock *kbus_find_ksock(struct kbus_dev *dev, u32 id)
+{
+	lockdep_assert_held(&dev->lock);
+	return xa_load(&dev->ksocks, id);
+}
+
+/*
+ * Wake the Ksocks in sending state, whose pending send may now get through.
+ * Costs one atomic read when nobody waits, which is almost always.
+ */
+void kbus_wake_writers(struct kbus_dev *dev)
+{
+	struct kbus_ksock *k;
+
+	/* Pairs with the queue updates of our callers (see kbus_nextmsg) */
+	smp_mb();
+	if (!atomic_read(&dev->nr_pending))
+		return;
+	spin_lock(&dev->pending_lock);
+	list_for_each_entry(k, &dev->pending, pending)
+		wake_up_interruptible_poll(&k->wait, EPOLLOUT | EPOLLWRNORM);
+	spin_unlock(&dev->pending_lock);
+}
+
+/* Enter sending state (SEND gave EAGAIN); k->lock held. */
+void kbus_pending_enter(struct kbus_ksock *k)
+{
+	struct kbus_dev *dev = k->dev;
+
+	lockdep_assert_held(&k->lock);
+	if (k->sending)
+		return;
+	spin_lock(&dev->pending_lock);
+	list_add_tail(&k->pending, &dev->pending);
+	atomic_inc(&dev->nr_pending);
+	spin_unlock(&dev->pending_lock);
+	WRITE_ONCE(k->sending, true);
+}
+
+void kbus_pending_leave(struct kbus_ksock *k)
+{
+	struct kbus_dev *dev = k->dev;
+
+	lockdep_assert_held(&k->lock);
+	if (!k->sending)
+		return;
+	spin_lock(&dev->pending_lock);
+	list_del_init(&k->pending);
+	atomic_dec(&dev->nr_pending);
+	spin_unlock(&dev->pending_lock);
+	WRITE_ONCE(k->sending, false);
+}
+
+/*
+ * Was @k full before the pop that is about to happen (qlock held)? Then the
+ * pop may let a pending send through. The byte test is deliberately wide:
+ * it does not know the size of the message that waits.
+ */
+bool kbus_full_before_pop(const struct kbus_ksock *k)
+{
+	u64 used = (u64)k->queue_count + READ_ONCE(k->out_count);
+
+	lockdep_assert_held(&k->qlock);
+	return used >= READ_ONCE(k->max_messages) ||
+	       (u64)k->queued_bytes + READ_ONCE(k->dev->max_msg_size) >
+	       READ_ONCE(kbus_max_queued_bytes);
+}
+
+/* After a pop without the device lock (NEXTMSG): set-aside and writers. */
+void kbus_room_released(struct kbus_ksock *k, bool was_full)
+{
+	struct kbus_dev *dev = k->dev;
+
+	if (READ_ONCE(k->set_aside_count)) {
+		mutex_lock(&dev->lock);
+		kbus_drain_set_aside(k);
+		mutex_unlock(&dev->lock);
+	}
+	if (was_full)
+		kbus_wake_writers(dev);
+}
+
+/* ------------------------------------------------------------------------
+ * Queue room (spec 5.5, 14.2)
+ */
+
+static bool kbus_queue_full_raw(const struct kbus_ksock *k, bool is_reply,
+				u32 size)
+{
+	u64 used = (u64)READ_ONCE(k->queue_count) + k->out_count;
+
+	lockdep_assert_held(&k->dev->lock);
+	/* A Reply or answer may use one of the slots reserved for it */
+	if (is_reply && used)
+		used--;
+	if (used >= k->max_messages)
+		return true;
+	return (u64)READ_ONCE(k->queued_bytes) + size >
+	       READ_ONCE(kbus_max_queued_bytes);
+}
+
+/*
+ * Has @k no room for a message of @size bytes? Its set-aside entries go
+ * first (they are its queue's logical tail): while any remain, it is full
+ * for everything but a Reply.
+ */
+static bool kbus_queue_full(struct kbus_ksock *k, bool is_reply, u32 size)
+{
+	if (k->set_aside_count) {
+		kbus_drain_set_aside(k);
+		if (k->set_aside_count && !is_reply)
+			return true;
+	}
+	return kbus_queue_full_raw(k, is_reply, size);
+}
+
+/* SEND's ENOLCK test: has the sender room for the answer it will await? */
+bool kbus_sender_full(struct kbus_ksock *k)
+{
+	return kbus_queue_full(k, false, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Request id tables
+ */
+
+static struct kbus_req *kbus_req_find(struct rhltable *table,
+				      struct kbus_ksock *k,
+				      const struct kbus_msg_id *id,
+				      u32 requester)
+{
+	struct kbus_req *r, *first = NULL, *found = NULL;
+	struct rhlist_head *list, *pos;
+	struct kbus_req_key key;
+
+	memset(&key, 0, sizeof(key));
+	key.ksock = k;
+	key.id = *id;
+	rcu_read_lock();
+	list = rhltable_lookup(table, &key, kbus_req_params);
+	rhl_for_each_entry_rcu(r, pos, list, node) {
+		if (!first)
+			first = r;
+		if (requester && r->requester == requester) {
+			found = r;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return found ?: first;
+}
+
+static int kbus_req_insert(struct rhltable *table, struct kbus_req *r,
+			   struct kbus_ksock *k, const struct kbus_msg_id *id)
+{
+	memset(&r->key, 0, sizeof(r->key));
+	r->key.ksock = k;
+	r->key.id = *id;
+	return rhltable_insert(table, &r->node, kbus_req_params);
+}
+
+static void kbus_req_remove(struct rhltable *table, struct kbus_req *r)
+{
+	rhltable_remove(table, &r->node, kbus_req_params);
+	list_del(&r->link);
+	kfree_rcu(r, rcu);
+}
+
+static bool kbus_is_outstanding(struct kbus_ksock *k,
+				const struct kbus_msg_id *id)
+{
+	lockdep_assert_held(&k->dev->lock);
+	return kbus_req_find(&k->dev->outstanding, k, id, 0);
+}
+
+/* The table capacity /proc shows (spec 8.2); nothing is allocated by it. */
+static void kbus_out_size_grow(struct kbus_ksock *k)
+{
+	if (k->out_count < k->out_size)
+		return;
+	if (k->out_size < KBUS_INIT_OUTSTANDING_SIZE)
+		k->out_size = max(2 * k->out_size, 1U);
+	else
+		k->out_size += k->out_size / 8;
+}
+
+/* Record the reservation of sender @k for Request @id; @r preallocated. */
+static int kbus_outstanding_add(struct kbus_ksock *k, struct kbus_req *r,
+				const struct kbus_msg_id *id)
+{
+	int err;
+
+	lockdep_assert_held(&k->dev->lock);
+	err = kbus_req_insert(&k->dev->outstanding, r, k, id);
+	if (err)
+		return err;
+	list_add(&r->link, &k->outstanding);
+	kbus_out_size_grow(k);
+	k->out_count++;
+	k->out_max = max(k->out_max, k->out_count);
+	return 0;
 }
 
 /* Release a reservation; wakes senders that may now get through. */
 static void kbus_outstanding_remove(struct kbus_ksock *k,
 				    const struct kbus_msg_id *id)
 {
-	int i = kbus_outstanding_find(k, id);
+	struct kbus_dev *dev = k->dev;
+	struct kbus_req *r;
 
-	if (i < 0)
+	lockdep_assert_held(&dev->lock);
+	r = kbus_req_find(&dev->outstanding, k, id, 0);
+	if (!r)
 		return;
-	k->outstanding[i] = k->outstanding[--k->out_count];
-	kbus_wake_writers(k->dev);
+	kbus_req_remove(&dev->outstanding, r);
+	k->out_count--;
+	kbus_wake_writers(dev);
 }
 
-static void kbus_unreplied_remove(struct kbus_ksock *k,
-				  const struct kbus_msg_id *id)
+static void kbus_outstanding_clear(struct kbus_ksock *k)
 {
-	struct kbus_unreplied *ur;
+	struct kbus_req *r, *tmp;
 
-	list_for_each_entry(ur, &k->unreplied, list) {
-		if (kbus_id_eq(&ur->id, id)) {
-			list_del(&ur->list);
-			kfree(ur);
-			k->unreplied_count--;
-			return;
-		}
-	}
+	lockdep_assert_held(&k->dev->lock);
+	list_for_each_entry_safe(r, tmp, &k->outstanding, link)
+		kbus_req_remove(&k->dev->outstanding, r);
+	k->out_count = 0;
+	k->out_size = 0;
+}
+
+/*
+ * NEXTMSG popped Request @msg with WANT_YOU_TO_REPLY: note that @k owes an
+ * answer. Called with k->lock and k->qlock held (the insert does not sleep),
+ * before the pop, so a failure leaves the message queued.
+ */
+int kbus_unreplied_add(struct kbus_ksock *k, struct kbus_req *ur,
+		       const struct kbus_msg *msg)
+{
+	int err;
+
+	lockdep_assert_held(&k->lock);
+	err = kbus_req_insert(&k->dev->unreplied, ur, k, &msg->id);
+	if (err)
+		return -ENOMEM;
+	ur->requester = msg->from;
+	list_add(&ur->link, &k->unreplied);
+	k->unreplied_count++;
+	k->unreplied_max = max(k->unreplied_max, k->unreplied_count);
+	return 0;
+}
+
+/* @k sent a Reply to @id for @requester: it no longer owes an answer. */
+static void kbus_unreplied_remove(struct kbus_ksock *k,
+				  const struct kbus_msg_id *id, u32 requester)
+{
+	struct kbus_req *ur;
+
+	lockdep_assert_held(&k->lock);
+	ur = kbus_req_find(&k->dev->unreplied, k, id, requester);
+	if (!ur)
+		return;
+	kbus_req_remove(&k->dev->unreplied, ur);
+	k->unreplied_count--;
 }
 
 /* ------------------------------------------------------------------------
  * Queueing
  */
+
+static void kbus_wake_reader(struct kbus_ksock *k)
+{
+	/* wq_has_sleeper() pairs with the barrier in kbus_poll() */
+	if (wq_has_sleeper(&k->wait))
+		wake_up_interruptible_poll(&k->wait, EPOLLIN | EPOLLRDNORM);
+}
 
 /* Put @item (msg, flags, binding filled in) on @k's queue. */
 static void kbus_enqueue(struct kbus_ksock *k, struct kbus_qitem *item,
@@ -205,58 +602,55 @@ static void kbus_enqueue(struct kbus_ksock *k, struct kbus_qitem *item,
 {
 	struct kbus_msg *msg = item->msg;
 
+	lockdep_assert_held(&k->dev->lock);
 	if (k->only_once && why == KBUS_FOR_LISTENER &&
 	    kbus_id_eq(&msg->id, &k->last_pushed)) {
 		kbus_qitem_free(item);
 		return;
 	}
-	item->ksock = NULL;
+	spin_lock(&k->qlock);
 	if (msg->flags & KBUS_BIT_URGENT)
 		list_add(&item->list, &k->queue);
 	else
 		list_add_tail(&item->list, &k->queue);
-	k->queue_count++;
+	WRITE_ONCE(k->queue_count, k->queue_count + 1);
+	WRITE_ONCE(k->queued_bytes, k->queued_bytes + msg->size);
+	spin_unlock(&k->qlock);
 	k->last_pushed = msg->id;
 	if (why == KBUS_FOR_SENDER && !kbus_id_is_zero(&msg->in_reply_to))
 		kbus_outstanding_remove(k, &msg->in_reply_to);
-	wake_up_interruptible_poll(&k->read_wait, EPOLLIN | EPOLLRDNORM);
+	kbus_wake_reader(k);
 }
 
-static void kbus_set_aside_unlink(struct kbus_dev *dev,
+static void kbus_set_aside_unlink(struct kbus_ksock *k,
 				  struct kbus_qitem *item)
 {
+	struct kbus_dev *dev = k->dev;
+
+	lockdep_assert_held(&dev->lock);
 	list_del_init(&item->list);
 	dev->set_aside_count--;
-	item->ksock->set_aside_count--;
-}
-
-static void kbus_set_aside_check_empty(struct kbus_dev *dev)
-{
-	if (list_empty(&dev->set_aside))
+	WRITE_ONCE(k->set_aside_count, k->set_aside_count - 1);
+	if (!dev->set_aside_count)
 		dev->tragic = false;
 }
 
 /* Move @k's set-aside entries to its queue: all, or while it has room. */
 static void kbus_move_set_aside(struct kbus_ksock *k, bool all)
 {
-	struct kbus_dev *dev = k->dev;
 	struct kbus_qitem *item, *tmp;
 
-	list_for_each_entry_safe(item, tmp, &dev->set_aside, list) {
-		if (!k->set_aside_count)
+	list_for_each_entry_safe(item, tmp, &k->set_aside, list) {
+		if (!all && kbus_queue_full_raw(k, false, item->msg->size))
 			break;
-		if (item->ksock != k)
-			continue;
-		if (!all && kbus_queue_full(k, false))
-			break;
-		kbus_set_aside_unlink(dev, item);
+		kbus_set_aside_unlink(k, item);
 		kbus_enqueue(k, item, KBUS_FOR_LISTENER);
 	}
-	kbus_set_aside_check_empty(dev);
 }
 
 void kbus_drain_set_aside(struct kbus_ksock *k)
 {
+	lockdep_assert_held(&k->dev->lock);
 	if (k->set_aside_count)
 		kbus_move_set_aside(k, false);
 }
@@ -291,7 +685,7 @@ static int kbus_items_alloc(struct list_head *items, u32 n)
 	struct kbus_qitem *item;
 
 	while (n--) {
-		item = kbus_qitem_alloc();
+		item = kbus_qitem_alloc(KBUS_GFP);
 		if (!item) {
 			kbus_items_free(items);
 			return -ENOMEM;
@@ -334,10 +728,10 @@ static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
 
 	if (!k)
 		return;
-	if (if_waiting && kbus_outstanding_find(k, req_id) < 0)
+	if (if_waiting && !kbus_is_outstanding(k, req_id))
 		return;
-	msg = kbus_msg_synthetic(dev, name, 0);
-	item = kbus_qitem_alloc();
+	msg = kbus_msg_synthetic(dev, name, 0, KBUS_GFP_OWED);
+	item = kbus_qitem_alloc(KBUS_GFP_OWED);
 	if (!msg || !item) {
 		kbus_msg_put(msg);
 		kbus_qitem_free(item);
@@ -360,9 +754,9 @@ static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
  * Delivery (spec 5.5)
  */
 
-static int kbus_replier_rank(const struct kbus_binding *b)
+static int kbus_name_rank(const struct kbus_name *n)
 {
-	switch (b->name[b->name_len - 1]) {
+	switch (n->str[n->len - 1]) {
 	case '*':
 		return 1;
 	case '%':
@@ -372,18 +766,25 @@ static int kbus_replier_rank(const struct kbus_binding *b)
 	}
 }
 
-/* The Replier binding for @msg's name, by rank (spec 7.2), or NULL. */
+/*
+ * The Replier binding for @msg's name (spec 7.2): specific over '%' over
+ * '*', and among '*' bindings the most recently bound (spec 12.11).
+ */
 static struct kbus_binding *kbus_choose_replier(struct kbus_dev *dev,
 						const struct kbus_msg *msg)
 {
 	struct kbus_binding *b, *best = NULL;
 	int rank, best_rank = 0;
+	struct kbus_match m;
+	struct kbus_name *n;
 
-	list_for_each_entry(b, &dev->bindings, list) {
-		if (!b->is_replier || !kbus_binding_matches(b, msg))
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n) {
+		b = n->replier;
+		if (!b)
 			continue;
-		rank = kbus_replier_rank(b);
-		if (rank > best_rank) {
+		rank = kbus_name_rank(n);
+		if (rank > best_rank || (rank == best_rank && b->seq > best->seq)) {
 			best = b;
 			best_rank = rank;
 		}
@@ -391,10 +792,10 @@ static struct kbus_binding *kbus_choose_replier(struct kbus_dev *dev,
 	return best;
 }
 
-static int kbus_full_error(const struct kbus_ksock *k, bool is_reply,
+static int kbus_full_error(struct kbus_ksock *k, bool is_reply,
 			   const struct kbus_msg *msg)
 {
-	if (!kbus_queue_full(k, is_reply))
+	if (!kbus_queue_full(k, is_reply, msg->size))
 		return 0;
 	return (msg->flags & KBUS_BIT_ALL_OR_WAIT) ? -EAGAIN : -EBUSY;
 }
@@ -411,7 +812,7 @@ static int kbus_check_target(struct kbus_dev *dev, const struct kbus_msg *msg,
 	t = kbus_find_ksock(dev, msg->to);
 	if (!t)
 		return -EADDRNOTAVAIL;
-	if (kbus_outstanding_find(t, &msg->in_reply_to) < 0)
+	if (!kbus_is_outstanding(t, &msg->in_reply_to))
 		return -ECONNREFUSED;
 	*target = t;
 	return kbus_full_error(t, true, msg);
@@ -433,46 +834,70 @@ static int kbus_choose_listeners(struct kbus_dev *dev,
 				 const struct kbus_msg *msg, u32 *count)
 {
 	struct kbus_binding *b;
+	struct kbus_match m;
+	struct kbus_name *n;
 
 	*count = 0;
-	list_for_each_entry(b, &dev->bindings, list) {
-		if (!kbus_is_listener_of(b, msg))
-			continue;
-		b->chosen = !kbus_queue_full(b->ksock, false);
-		if (b->chosen) {
-			(*count)++;
-			continue;
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n) {
+		list_for_each_entry(b, &n->listeners, name_list) {
+			b->chosen = !kbus_queue_full(b->ksock, false,
+						     msg->size);
+			if (b->chosen) {
+				(*count)++;
+				continue;
+			}
+			if (msg->flags & KBUS_BIT_ALL_OR_WAIT)
+				return -EAGAIN;
+			if (msg->flags & KBUS_BIT_ALL_OR_FAIL)
+				return -EBUSY;
 		}
-		if (msg->flags & KBUS_BIT_ALL_OR_WAIT)
-			return -EAGAIN;
-		if (msg->flags & KBUS_BIT_ALL_OR_FAIL)
-			return -EBUSY;
 	}
 	return 0;
 }
 
+static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_msg *msg,
+				struct list_head *items)
+{
+	struct kbus_binding *b;
+	struct kbus_match m;
+	struct kbus_name *n;
+
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n)
+		list_for_each_entry(b, &n->listeners, name_list)
+			if (b->chosen)
+				kbus_push(b->ksock, kbus_items_take(items), msg,
+					  KBUS_FOR_LISTENER, b);
+}
+
 /*
- * Deliver @msg from @sender (NULL for KBUS itself). Every check, and every
- * allocation, happens before anything is queued: a failure queues nothing.
+ * Deliver @msg from @sender (NULL for KBUS itself; else its k->lock is
+ * held). Every check, and every allocation, happens before anything is
+ * queued: a failure queues nothing.
  */
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		 struct kbus_msg *msg)
 {
 	bool request = msg->flags & KBUS_BIT_WANT_A_REPLY;
-	struct kbus_binding *replier, *b;
+	struct kbus_binding *replier = NULL;
+	struct kbus_req *reservation = NULL;
 	struct kbus_ksock *target;
 	LIST_HEAD(items);
 	u32 n;
 	int err;
 
-	replier = kbus_choose_replier(dev, msg);
-	if (request && !replier)
-		return -EADDRNOTAVAIL;
+	lockdep_assert_held(&dev->lock);
+	if (sender)
+		lockdep_assert_held(&sender->lock);
+	if (request) {
+		replier = kbus_choose_replier(dev, msg);
+		if (!replier)
+			return -EADDRNOTAVAIL;
+	}
 	err = kbus_check_target(dev, msg, &target);
 	if (err)
 		return err;
-	if (!request)
-		replier = NULL;
 	if (replier) {
 		err = kbus_check_replier(replier, msg);
 		if (err)
@@ -482,69 +907,85 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	if (err)
 		return err;
 	err = kbus_items_alloc(&items, n + !!target + !!replier);
-	if (!err && replier && sender)
-		err = kbus_outstanding_reserve(sender);
-	if (err) {
-		kbus_items_free(&items);
+	if (err)
 		return err;
+	if (replier && sender) {
+		reservation = kmalloc(sizeof(*reservation), KBUS_GFP);
+		err = reservation ? kbus_outstanding_add(sender, reservation,
+							 &msg->id) : -ENOMEM;
+		if (err) {
+			kfree(reservation);
+			kbus_items_free(&items);
+			return -ENOMEM;
+		}
 	}
 
 	if (target) {
 		kbus_push(target, kbus_items_take(&items), msg,
 			  KBUS_FOR_SENDER, NULL);
 		if (sender)
-			kbus_unreplied_remove(sender, &msg->in_reply_to);
+			kbus_unreplied_remove(sender, &msg->in_reply_to,
+					      msg->to);
 	}
-	if (replier) {
+	if (replier)
 		kbus_push(replier->ksock, kbus_items_take(&items), msg,
 			  KBUS_FOR_REPLIER, replier);
-		if (sender)
-			kbus_outstanding_add(sender, &msg->id);
-	}
-	list_for_each_entry(b, &dev->bindings, list)
-		if (kbus_is_listener_of(b, msg) && b->chosen)
-			kbus_push(b->ksock, kbus_items_take(&items), msg,
-				  KBUS_FOR_LISTENER, b);
+	kbus_push_listeners(dev, msg, &items);
+	WARN_ON_ONCE(!list_empty(&items));
 	return 0;
 }
 
 /*
- * poll() retry of a pending (ALL_OR_WAIT) send (spec 5.9). Leaves the
- * sending state unless the retry says EAGAIN again.
+ * poll() retry of a pending (ALL_OR_WAIT) send (spec 5.9), k->lock held.
+ * Leaves the sending state unless the retry says EAGAIN again.
  */
 void kbus_retry_pending(struct kbus_ksock *k)
 {
 	struct kbus_msg *msg = k->wr.msg;
+	struct kbus_dev *dev = k->dev;
 	int err;
 
+	lockdep_assert_held(&k->lock);
 	if (!msg) {
-		k->sending = false;
+		kbus_pending_leave(k);
 		return;
 	}
-	err = kbus_deliver(k->dev, k, msg);
-	if (err == -EAGAIN)
+	mutex_lock(&dev->lock);
+	err = kbus_deliver(dev, k, msg);
+	if (err == -EAGAIN) {
+		mutex_unlock(&dev->lock);
 		return;
+	}
 	if (err == -EADDRNOTAVAIL)
-		kbus_answer(k->dev, KBUS_NAME_DISAPPEARED, 0, k->id, &msg->id,
+		kbus_answer(dev, KBUS_NAME_DISAPPEARED, 0, k->id, &msg->id,
 			    false);
 	else if (err && (msg->flags & KBUS_BIT_WANT_A_REPLY))
-		kbus_answer(k->dev, KBUS_NAME_ERRORSENDING, 0, k->id,
-			    &msg->id, false);
+		kbus_answer(dev, KBUS_NAME_ERRORSENDING, 0, k->id, &msg->id,
+			    false);
+	mutex_unlock(&dev->lock);
 	kbus_write_discard(k);
 }
 
 /* ------------------------------------------------------------------------
- * Replier Bind Events and the set-aside list (spec 7.6)
+ * Replier Bind Events and the set-aside lists (spec 7.6, 14.4)
  */
 
+static u32 kbus_bind_event_size(u32 name_len)
+{
+	return kbus_entire_len(sizeof(KBUS_NAME_BIND_EVENT) - 1,
+			       sizeof(struct kbus_replier_bind_event_data) +
+			       kbus_padded_name_len(name_len));
+}
+
 static struct kbus_msg *kbus_bind_event(struct kbus_dev *dev, u32 is_bind,
-					u32 binder, const char *name, u32 len)
+					u32 binder, const char *name, u32 len,
+					gfp_t gfp)
 {
 	struct kbus_replier_bind_event_data *ev;
 	u32 data_len = sizeof(*ev) + kbus_padded_name_len(len);
 	struct kbus_msg *msg;
 
-	msg = kbus_msg_synthetic(dev, KBUS_NAME_BIND_EVENT, data_len);
+	msg = kbus_msg_synthetic(dev, KBUS_NAME_BIND_EVENT, data_len, gfp);
 	if (!msg)
 		return NULL;
 	memset(msg->data, 0, data_len);
@@ -557,28 +998,11 @@ static struct kbus_msg *kbus_bind_event(struct kbus_dev *dev, u32 is_bind,
 	return msg;
 }
 
-/* BIND/UNBIND as Replier with reporting on: all Listeners or EAGAIN. */
-static int kbus_report_bind(struct kbus_ksock *k, u32 is_bind,
-			    const char *name, u32 len)
-{
-	struct kbus_dev *dev = k->dev;
-	struct kbus_msg *msg;
-	int err;
-
-	if (!dev->report_binds)
-		return 0;
-	msg = kbus_bind_event(dev, is_bind, k->id, name, len);
-	if (!msg)
-		return -ENOMEM;
-	err = kbus_deliver(dev, NULL, msg);
-	kbus_msg_put(msg);
-	return err == -EBUSY ? -EAGAIN : err;
-}
-
 static void kbus_set_aside_add(struct kbus_dev *dev, struct kbus_binding *b,
 			       struct kbus_msg *msg)
 {
-	struct kbus_qitem *item = kbus_qitem_alloc();
+	struct kbus_qitem *item = kbus_qitem_alloc(KBUS_GFP_OWED);
+	struct kbus_ksock *k = b->ksock;
 
 	if (!item) {
 		pr_warn_ratelimited("kbus: out of memory, bind event lost\n");
@@ -586,11 +1010,11 @@ static void kbus_set_aside_add(struct kbus_dev *dev, struct kbus_binding *b,
 	}
 	item->msg = kbus_msg_get(msg);
 	item->binding = b;
-	item->ksock = b->ksock;
 	item->flags = msg->flags;
-	list_add_tail(&item->list, &dev->set_aside);
+	item->gen = dev->event_gen;
+	list_add_tail(&item->list, &k->set_aside);
 	dev->set_aside_count++;
-	b->ksock->set_aside_count++;
+	WRITE_ONCE(k->set_aside_count, k->set_aside_count + 1);
 }
 
 static bool kbus_msg_is_events_lost(const struct kbus_msg *msg)
@@ -601,15 +1025,13 @@ static bool kbus_msg_is_events_lost(const struct kbus_msg *msg)
 /* Has @k an UnbindEventsLost entry after the last real set-aside event? */
 static bool kbus_has_tail_lost(struct kbus_dev *dev, struct kbus_ksock *k)
 {
-	struct kbus_qitem *item;
+	struct kbus_qitem *last;
 
-	list_for_each_entry_reverse(item, &dev->set_aside, list) {
-		if (!kbus_msg_is_events_lost(item->msg))
-			break;
-		if (item->ksock == k)
-			return true;
-	}
-	return false;
+	if (list_empty(&k->set_aside))
+		return false;
+	last = list_last_entry(&k->set_aside, struct kbus_qitem, list);
+	return kbus_msg_is_events_lost(last->msg) &&
+	       last->gen == dev->event_gen;
 }
 
 static void kbus_set_aside_lost(struct kbus_dev *dev,
@@ -617,41 +1039,108 @@ static void kbus_set_aside_lost(struct kbus_dev *dev,
 {
 	struct kbus_binding *b;
 	struct kbus_msg *lost;
+	struct kbus_match m;
+	struct kbus_name *n;
 
 	dev->tragic = true;
-	lost = kbus_msg_synthetic(dev, KBUS_NAME_EVENTS_LOST, 0);
+	lost = kbus_msg_synthetic(dev, KBUS_NAME_EVENTS_LOST, 0, KBUS_GFP_OWED);
 	if (!lost) {
 		pr_warn_ratelimited("kbus: out of memory, %s lost\n",
 				    KBUS_NAME_EVENTS_LOST);
 		return;
 	}
-	list_for_each_entry(b, &dev->bindings, list)
-		if (kbus_is_listener_of(b, event) &&
-		    !kbus_has_tail_lost(dev, b->ksock))
-			kbus_set_aside_add(dev, b, lost);
+	kbus_match_init(&m, event);
+	kbus_for_each_match(dev, &m, n)
+		list_for_each_entry(b, &n->listeners, name_list)
+			if (!kbus_has_tail_lost(dev, b->ksock))
+				kbus_set_aside_add(dev, b, lost);
 	kbus_msg_put(lost);
 }
 
-/* An unbind event that some Listener had no room for: set it aside. */
+/* A bind event that some Listener had no room for: set it aside. */
 static void kbus_set_aside_event(struct kbus_dev *dev, struct kbus_msg *msg)
 {
 	struct kbus_binding *b;
-	u32 n = 0;
+	struct kbus_match m;
+	struct kbus_name *n;
+	u32 count = 0;
 
-	list_for_each_entry(b, &dev->bindings, list)
-		if (kbus_is_listener_of(b, msg))
-			n++;
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n)
+		list_for_each_entry(b, &n->listeners, name_list)
+			count++;
 	if (!dev->tragic &&
-	    dev->set_aside_count + n <= KBUS_MAX_UNSENT_UNBIND_MSGS) {
-		list_for_each_entry(b, &dev->bindings, list)
-			if (kbus_is_listener_of(b, msg))
+	    dev->set_aside_count + count <= KBUS_MAX_UNSENT_UNBIND_MSGS) {
+		dev->event_gen++;
+		kbus_match_init(&m, msg);
+		kbus_for_each_match(dev, &m, n)
+			list_for_each_entry(b, &n->listeners, name_list)
 				kbus_set_aside_add(dev, b, msg);
 	} else {
 		kbus_set_aside_lost(dev, msg);
 	}
-	list_for_each_entry(b, &dev->bindings, list)
-		if (kbus_is_listener_of(b, msg))
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n)
+		list_for_each_entry(b, &n->listeners, name_list)
 			kbus_drain_set_aside(b->ksock);
+}
+
+/*
+ * May full Listener @k make the BIND or UNBIND of the current task fail
+ * (spec 14.4)? Only if it was opened by the same user, or by an admin;
+ * anyone else's full queue must not lock this user out.
+ */
+static bool kbus_may_block_binds(const struct kbus_ksock *k)
+{
+	return k->admin || uid_eq(k->uid, current_euid());
+}
+
+/* Does a full Listener that may block binds hear bind event @msg? */
+static bool kbus_bind_event_blocked(struct kbus_dev *dev,
+				    const struct kbus_msg *msg)
+{
+	struct kbus_binding *b;
+	struct kbus_match m;
+	struct kbus_name *n;
+
+	kbus_match_init(&m, msg);
+	kbus_for_each_match(dev, &m, n)
+		list_for_each_entry(b, &n->listeners, name_list)
+			if (kbus_may_block_binds(b->ksock) &&
+			    kbus_queue_full(b->ksock, false, msg->size))
+				return true;
+	return false;
+}
+
+/*
+ * BIND/UNBIND as Replier with reporting on: every Listener gets the event,
+ * or the operation fails with EAGAIN (spec 7.6) if a Listener that may
+ * block it is full; other full Listeners get it through their set-aside
+ * lists (spec 14.4).
+ */
+static int kbus_report_bind(struct kbus_ksock *k, u32 is_bind,
+			    const char *name, u32 len)
+{
+	struct kbus_dev *dev = k->dev;
+	struct kbus_msg *msg;
+	int err;
+
+	if (!dev->report_binds)
+		return 0;
+	msg = kbus_bind_event(dev, is_bind, k->id, name, len, KBUS_GFP);
+	if (!msg)
+		return -ENOMEM;
+	err = kbus_deliver(dev, NULL, msg);
+	if (err == -EBUSY) {
+		if (kbus_bind_event_blocked(dev, msg)) {
+			err = -EAGAIN;
+		} else {
+			kbus_set_aside_event(dev, msg);
+			err = 0;
+		}
+	}
+	kbus_msg_put(msg);
+	return err;
 }
 
 /* Unbind event for a Replier binding of a closing Ksock: cannot fail. */
@@ -661,7 +1150,8 @@ static void kbus_close_bind_event(struct kbus_ksock *k, struct kbus_binding *b)
 	struct kbus_msg *msg;
 	int err;
 
-	msg = kbus_bind_event(dev, 0, k->id, b->name, b->name_len);
+	msg = kbus_bind_event(dev, 0, k->id, b->name->str, b->name->len,
+			      KBUS_GFP_OWED);
 	if (!msg) {
 		pr_warn_ratelimited("kbus: out of memory, bind event lost\n");
 		return;
@@ -674,18 +1164,17 @@ static void kbus_close_bind_event(struct kbus_ksock *k, struct kbus_binding *b)
 	kbus_msg_put(msg);
 }
 
-static void kbus_set_aside_remove_binding(struct kbus_dev *dev,
+static void kbus_set_aside_remove_binding(struct kbus_ksock *k,
 					  const struct kbus_binding *b)
 {
 	struct kbus_qitem *item, *tmp;
 
-	list_for_each_entry_safe(item, tmp, &dev->set_aside, list) {
+	list_for_each_entry_safe(item, tmp, &k->set_aside, list) {
 		if (item->binding != b)
 			continue;
-		kbus_set_aside_unlink(dev, item);
+		kbus_set_aside_unlink(k, item);
 		kbus_qitem_free(item);
 	}
-	kbus_set_aside_check_empty(dev);
 }
 
 /* REPORTREPLIERBINDS with 1: current Replier bindings, to the caller only */
@@ -696,17 +1185,19 @@ int kbus_report_current_binds(struct kbus_ksock *k)
 	struct kbus_binding *b;
 	struct kbus_msg *msg;
 
-	list_for_each_entry(b, &dev->bindings, list) {
+	lockdep_assert_held(&dev->lock);
+	list_for_each_entry(b, &dev->bindings, dev_list) {
 		if (!b->is_replier)
 			continue;
-		if (kbus_queue_full(k, false))
+		if (kbus_queue_full(k, false, kbus_bind_event_size(b->name->len)))
 			return -EBUSY;
-		msg = kbus_bind_event(dev, 1, b->ksock->id, b->name,
-				      b->name_len);
-		item = kbus_qitem_alloc();
-		if (!msg || !item) {
+		msg = kbus_bind_event(dev, 1, b->ksock->id, b->name->str,
+				      b->name->len, KBUS_GFP);
+		if (!msg)
+			return -ENOMEM;
+		item = kbus_qitem_alloc(KBUS_GFP);
+		if (!item) {
 			kbus_msg_put(msg);
-			kbus_qitem_free(item);
 			return -ENOMEM;
 		}
 		kbus_push(k, item, msg, KBUS_FOR_LISTENER, NULL);
@@ -721,19 +1212,47 @@ int kbus_report_current_binds(struct kbus_ksock *k)
 
 u32 kbus_find_replier(struct kbus_dev *dev, const char *name, u32 len)
 {
-	struct kbus_binding *b;
+	struct kbus_name *n = kbus_name_find(dev, name, len);
 
-	list_for_each_entry(b, &dev->bindings, list)
-		if (b->is_replier && kbus_str_eq(b->name, b->name_len,
-						 name, len))
-			return b->ksock->id;
-	return 0;
+	return n && n->replier ? n->replier->ksock->id : 0;
 }
 
 static bool kbus_is_bind_event_name(const char *name, u32 len)
 {
-	return kbus_str_eq(name, len, KBUS_NAME_BIND_EVENT,
-			   sizeof(KBUS_NAME_BIND_EVENT) - 1);
+	return len == sizeof(KBUS_NAME_BIND_EVENT) - 1 &&
+	       !memcmp(name, KBUS_NAME_BIND_EVENT, len);
+}
+
+static void kbus_binding_link(struct kbus_ksock *k, struct kbus_binding *b,
+			      struct kbus_name *n)
+{
+	struct kbus_dev *dev = k->dev;
+
+	b->ksock = k;
+	b->name = n;
+	b->seq = ++dev->bind_seq;
+	n->users++;
+	if (b->is_replier)
+		n->replier = b;
+	else
+		list_add(&b->name_list, &n->listeners);
+	list_add(&b->dev_list, &dev->bindings);
+	list_add(&b->ksock_list, &k->bindings);
+}
+
+static void kbus_binding_unlink(struct kbus_dev *dev, struct kbus_binding *b)
+{
+	struct kbus_name *n = b->name;
+
+	if (b->is_replier)
+		n->replier = NULL;
+	else
+		list_del(&b->name_list);
+	list_del(&b->dev_list);
+	list_del(&b->ksock_list);
+	n->users--;
+	kbus_name_put(dev, n);
+	kfree(b);
 }
 
 int kbus_bind(struct kbus_ksock *k, u32 is_replier, const char *name,
@@ -741,35 +1260,58 @@ int kbus_bind(struct kbus_ksock *k, u32 is_replier, const char *name,
 {
 	struct kbus_dev *dev = k->dev;
 	struct kbus_binding *b;
+	struct kbus_name *n;
 	int err;
 
+	lockdep_assert_held(&dev->lock);
 	if (!kbus_name_valid(name, len))
 		return -EBADMSG;
 	if (is_replier && kbus_is_bind_event_name(name, len))
 		return -EBADMSG;
 	if (is_replier && kbus_find_replier(dev, name, len))
 		return -EADDRINUSE;
-	b = kzalloc(struct_size(b, name, (size_t)len + 1), GFP_KERNEL);
+	b = kzalloc(sizeof(*b), KBUS_GFP);
 	if (!b)
 		return -ENOMEM;
-	b->ksock = k;
 	b->is_replier = is_replier;
-	b->name_len = len;
-	memcpy(b->name, name, len);
+	n = kbus_name_get(dev, name, len);
+	if (IS_ERR(n)) {
+		kfree(b);
+		return PTR_ERR(n);
+	}
 	if (is_replier) {
 		err = kbus_report_bind(k, 1, name, len);
 		if (err) {
+			kbus_name_put(dev, n);
 			kfree(b);
 			return err;
 		}
 	}
-	list_add(&b->list, &dev->bindings);
+	kbus_binding_link(k, b, n);
 	kbus_dbg(dev, "ksock %u bound %s '%s'\n", k->id,
-		 is_replier ? "replier" : "listener", b->name);
+		 is_replier ? "replier" : "listener", n->str);
 	/* The chosen Replier may have changed: a pending send may get through */
 	if (is_replier)
 		kbus_wake_writers(dev);
 	return 0;
+}
+
+/* Take @k's queued items that came through @b off its queue. */
+static void kbus_queue_take_binding(struct kbus_ksock *k,
+				    const struct kbus_binding *b,
+				    struct list_head *removed)
+{
+	struct kbus_qitem *item, *tmp;
+
+	spin_lock(&k->qlock);
+	list_for_each_entry_safe(item, tmp, &k->queue, list) {
+		if (item->binding != b)
+			continue;
+		list_move_tail(&item->list, removed);
+		WRITE_ONCE(k->queue_count, k->queue_count - 1);
+		WRITE_ONCE(k->queued_bytes, k->queued_bytes - item->msg->size);
+	}
+	spin_unlock(&k->qlock);
 }
 
 /* Remove binding @b of @k and everything that came through it. */
@@ -779,15 +1321,10 @@ static void kbus_binding_remove(struct kbus_ksock *k, struct kbus_binding *b)
 	struct kbus_qitem *item, *tmp;
 	LIST_HEAD(removed);
 
-	list_for_each_entry_safe(item, tmp, &k->queue, list) {
-		if (item->binding != b)
-			continue;
-		list_move_tail(&item->list, &removed);
-		k->queue_count--;
-	}
-	kbus_set_aside_remove_binding(dev, b);
-	list_del(&b->list);
-	kfree(b);
+	lockdep_assert_held(&dev->lock);
+	kbus_queue_take_binding(k, b, &removed);
+	kbus_set_aside_remove_binding(k, b);
+	kbus_binding_unlink(dev, b);
 
 	list_for_each_entry_safe(item, tmp, &removed, list) {
 		if (item->flags & KBUS_BIT_WANT_YOU_TO_REPLY)
@@ -807,11 +1344,13 @@ int kbus_unbind(struct kbus_ksock *k, u32 is_replier, const char *name,
 	struct kbus_binding *b, *found = NULL;
 	int err;
 
+	lockdep_assert_held(&dev->lock);
 	if (!kbus_name_valid(name, len))
 		return -EBADMSG;
-	list_for_each_entry(b, &dev->bindings, list) {
-		if (b->ksock == k && b->is_replier == is_replier &&
-		    kbus_str_eq(b->name, b->name_len, name, len)) {
+	/* Newest first: of several identical bindings, the newest goes */
+	list_for_each_entry(b, &k->bindings, ksock_list) {
+		if (b->is_replier == is_replier && b->name->len == len &&
+		    !memcmp(b->name->str, name, len)) {
 			found = b;
 			break;
 		}
@@ -823,23 +1362,28 @@ int kbus_unbind(struct kbus_ksock *k, u32 is_replier, const char *name,
 		if (err)
 			return err;
 	}
-	kbus_dbg(dev, "ksock %u unbound '%s'\n", k->id, found->name);
+	kbus_dbg(dev, "ksock %u unbound '%s'\n", k->id, found->name->str);
 	kbus_binding_remove(k, found);
 	return 0;
 }
 
 /* ------------------------------------------------------------------------
- * Close (spec 7.7)
+ * Close (spec 7.7): everything here costs O(the Ksock's own state)
  */
 
 /* Empty the queue, answering unread Requests with GoneAway. */
 static void kbus_close_queue(struct kbus_ksock *k)
 {
 	struct kbus_qitem *item, *tmp;
+	LIST_HEAD(queue);
 
-	list_for_each_entry_safe(item, tmp, &k->queue, list) {
+	spin_lock(&k->qlock);
+	list_splice_init(&k->queue, &queue);
+	WRITE_ONCE(k->queue_count, 0);
+	WRITE_ONCE(k->queued_bytes, 0);
+	spin_unlock(&k->qlock);
+	list_for_each_entry_safe(item, tmp, &queue, list) {
 		list_del(&item->list);
-		k->queue_count--;
 		if (item->flags & KBUS_BIT_WANT_YOU_TO_REPLY)
 			kbus_answer(k->dev, KBUS_NAME_GONEAWAY, k->id,
 				    item->msg->from, &item->msg->id, true);
@@ -851,66 +1395,71 @@ static void kbus_close_bindings(struct kbus_ksock *k)
 {
 	struct kbus_dev *dev = k->dev;
 	struct kbus_binding *b, *tmp;
-	LIST_HEAD(mine);
 
-	list_for_each_entry_safe(b, tmp, &dev->bindings, list)
-		if (b->ksock == k)
-			list_move_tail(&b->list, &mine);
-	list_for_each_entry_safe(b, tmp, &mine, list) {
+	/*
+	 * Unlink every binding before any event goes out, so that events
+	 * (and their set-aside entries) never reach this Ksock.
+	 */
+	list_for_each_entry_safe(b, tmp, &k->bindings, ksock_list) {
+		if (b->is_replier)
+			b->name->replier = NULL;
+		else
+			list_del_init(&b->name_list);
+	}
+	list_for_each_entry_safe(b, tmp, &k->bindings, ksock_list) {
 		if (b->is_replier && dev->report_binds)
 			kbus_close_bind_event(k, b);
-		list_del(&b->list);
+		list_del(&b->dev_list);
+		list_del(&b->ksock_list);
+		b->name->users--;
+		kbus_name_put(dev, b->name);
 		kfree(b);
 	}
 }
 
 static void kbus_close_set_aside(struct kbus_ksock *k)
 {
-	struct kbus_dev *dev = k->dev;
 	struct kbus_qitem *item, *tmp;
 
-	list_for_each_entry_safe(item, tmp, &dev->set_aside, list) {
-		if (item->ksock != k)
-			continue;
-		kbus_set_aside_unlink(dev, item);
+	list_for_each_entry_safe(item, tmp, &k->set_aside, list) {
+		kbus_set_aside_unlink(k, item);
 		kbus_qitem_free(item);
 	}
-	kbus_set_aside_check_empty(dev);
 }
 
 /* Answer every popped but unanswered Request with Ignored. */
 static void kbus_close_unreplied(struct kbus_ksock *k)
 {
-	struct kbus_unreplied *ur, *tmp;
+	struct kbus_dev *dev = k->dev;
+	struct kbus_req *ur, *tmp;
 
-	list_for_each_entry_safe(ur, tmp, &k->unreplied, list) {
-		kbus_answer(k->dev, KBUS_NAME_IGNORED, k->id, ur->requester,
-			    &ur->id, true);
-		list_del(&ur->list);
-		kfree(ur);
+	list_for_each_entry_safe(ur, tmp, &k->unreplied, link) {
+		kbus_answer(dev, KBUS_NAME_IGNORED, k->id, ur->requester,
+			    &ur->key.id, true);
+		kbus_req_remove(&dev->unreplied, ur);
 	}
 	k->unreplied_count = 0;
 }
 
 /*
- * Everything a close does, synchronously. The Ksock is taken off the
- * device's list first, so nothing can be addressed to it any more: answers
- * it would address to itself are dropped, and answers to its own
- * outstanding Requests will not be delivered.
+ * Everything a close does, synchronously; k->lock and dev->lock held. The
+ * Ksock is taken off the device first, so nothing can be addressed to it
+ * any more: answers it would address to itself are dropped, and answers to
+ * its own outstanding Requests will not be delivered.
  */
 void kbus_ksock_teardown(struct kbus_ksock *k)
 {
 	struct kbus_dev *dev = k->dev;
 
+	lockdep_assert_held(&k->lock);
+	lockdep_assert_held(&dev->lock);
+	xa_erase(&dev->ksocks, k->id);
 	list_del_init(&k->list);
 	kbus_read_drop(k);
 	kbus_write_discard(k);
-	kfree(k->outstanding);
-	k->outstanding = NULL;
-	k->out_count = 0;
-	k->out_size = 0;
-	kbus_close_queue(k);
+	kbus_outstanding_clear(k);
 	kbus_close_set_aside(k);
+	kbus_close_queue(k);
 	kbus_close_bindings(k);
 	kbus_close_unreplied(k);
 	kbus_wake_writers(dev);

@@ -14,8 +14,13 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/pid.h>
+#include <linux/rhashtable-types.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
 #include <linux/wait.h>
+#include <linux/xarray.h>
 
 /* ------------------------------------------------------------------------
  * User ABI (spec section 3)
@@ -145,8 +150,20 @@ static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 	       kbus_padded_data_len(data_len) + 4;
 }
 
+/* Defaults of the spec section 14 limits (module parameters) */
+#define KBUS_DEF_MAX_QUEUED_BYTES	(64U << 20)
+#define KBUS_DEF_MAX_MSGS_LIMIT		65536
+
+/*
+ * Allocations that a user's operation causes: charged to the caller's memory
+ * cgroup, and failing with ENOMEM (no OOM kill, no warning splat) when the
+ * cgroup or the machine is out of memory (spec 14.2).
+ */
+#define KBUS_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* ------------------------------------------------------------------------
- * Internal state
+ * Internal state. Which lock protects what is documented in kbus_main.c;
+ * fields are grouped by their lock.
  */
 
 /*
@@ -165,38 +182,71 @@ struct kbus_msg {
 	u32 flags;		/* WANT_YOU_TO_REPLY never set here */
 	u32 name_len;
 	u32 data_len;
+	u32 size;		/* ENTIRE() length, for the queued-bytes cap */
 	void *data;		/* data_len bytes (kvmalloc), NULL if none */
 	char name[];		/* name_len bytes plus a NUL */
 };
 
 struct kbus_ksock;
+struct kbus_binding;
+
+/*
+ * One distinct binding string of a device, in the device's name table
+ * (kbus_dev.names, keyed by the string). All bindings to that exact string
+ * hang off it, so routing a message looks up a few strings (the name, and
+ * one wildcard form per dot in it) instead of walking every binding.
+ */
+struct kbus_name {
+	struct rhash_head node;
+	struct list_head listeners;	/* kbus_binding.name_list, newest first */
+	struct kbus_binding *replier;	/* at most one Replier per string */
+	u32 users;			/* bindings using this node */
+	u32 len;
+	struct rcu_head rcu;
+	char str[];			/* len bytes plus a NUL */
+};
 
 struct kbus_binding {
-	struct list_head list;		/* in kbus_dev.bindings */
+	struct list_head dev_list;	/* kbus_dev.bindings, newest first */
+	struct list_head ksock_list;	/* kbus_ksock.bindings, newest first */
+	struct list_head name_list;	/* kbus_name.listeners (Listeners) */
+	struct kbus_name *name;
 	struct kbus_ksock *ksock;
+	u64 seq;			/* bind order: newest '*' Replier wins */
 	u32 is_replier;			/* raw value given to BIND */
 	bool chosen;			/* scratch flag used by delivery */
-	u32 name_len;
-	char name[];
 };
 
 /*
  * One copy of a message: on a Ksock's queue, as its current read message,
- * or on the device's set-aside list (then @ksock says whose it is).
+ * or on a Ksock's set-aside list.
  */
 struct kbus_qitem {
 	struct list_head list;
 	struct kbus_msg *msg;
 	struct kbus_binding *binding;	/* binding it came through, or NULL */
-	struct kbus_ksock *ksock;	/* owner, for set-aside entries */
 	u32 flags;			/* flags of this copy */
+	u32 gen;			/* set-aside: event generation (Lost) */
 };
 
-/* A Request popped with WANT_YOU_TO_REPLY and not yet answered */
-struct kbus_unreplied {
-	struct list_head list;
+/*
+ * A Request id held for a Ksock, in one of the device's id tables:
+ * kbus_dev.outstanding (Requests the Ksock sent and awaits an answer to;
+ * each is a reserved queue slot) or kbus_dev.unreplied (Requests it popped
+ * with WANT_YOU_TO_REPLY and has not answered). Keyed by Ksock and id, so a
+ * Reply finds its entry in O(1); duplicates of an id are allowed.
+ */
+struct kbus_req_key {
+	struct kbus_ksock *ksock;
 	struct kbus_msg_id id;
-	u32 requester;
+};
+
+struct kbus_req {
+	struct rhlist_head node;
+	struct kbus_req_key key;
+	struct list_head link;		/* in the Ksock's own list of such ids */
+	u32 requester;			/* unreplied: who asked */
+	struct rcu_head rcu;
 };
 
 enum kbus_part {
@@ -230,58 +280,84 @@ struct kbus_read_state {
 struct kbus_dev;
 
 struct kbus_ksock {
-	struct list_head list;		/* in kbus_dev.ksocks */
+	/* Set at open, then constant */
 	struct kbus_dev *dev;
 	u32 id;
-	pid_t pid;
+	struct pid *pid;		/* opener, shown per pid namespace */
+	kuid_t uid;			/* opener's euid */
+	bool admin;			/* opener had CAP_SYS_ADMIN */
 	bool writable;
 
-	struct list_head queue;
-	u32 queue_count;
-	u32 max_messages;
-
-	struct kbus_msg_id *outstanding; /* Requests awaiting our answer */
-	u32 out_count;
-	u32 out_size;
-	u32 out_max;
-
-	struct list_head unreplied;	/* newest first */
+	/*
+	 * Own operations. Every file operation of this Ksock that changes its
+	 * private state holds this mutex; user memory is copied only under it
+	 * (and under no shared lock), so a stalled copy delays this Ksock only.
+	 */
+	struct mutex lock;
+	struct list_head unreplied;	/* kbus_req.link, newest first */
 	u32 unreplied_count;
 	u32 unreplied_max;
-
 	struct kbus_read_state rd;
 	struct kbus_write_state wr;
-	bool sending;
+	bool sending;			/* also read locklessly by poll */
 	struct kbus_msg_id last_sent;
 
+	/* Queue: qlock (a spinlock, taken inside dev->lock or on its own) */
+	spinlock_t qlock;
+	struct list_head queue;
+	u32 queue_count;		/* read locklessly by poll and delivery */
+	unsigned long queued_bytes;	/* native word: read locklessly */
+	wait_queue_head_t wait;		/* EPOLLIN: queued; EPOLLOUT: pending send */
+
+	/* dev->lock */
+	struct list_head list;		/* in kbus_dev.ksocks, newest first */
+	struct list_head bindings;	/* kbus_binding.ksock_list */
+	u32 max_messages;
+	struct list_head outstanding;	/* kbus_req.link */
+	u32 out_count;
+	u32 out_size;			/* a table capacity, for /proc only */
+	u32 out_max;
+	struct list_head set_aside;	/* kbus_qitem.list, oldest first */
+	u32 set_aside_count;
 	bool only_once;
 	struct kbus_msg_id last_pushed;
 
-	u32 set_aside_count;		/* my entries on dev->set_aside */
-
-	wait_queue_head_t read_wait;
+	/* dev->pending_lock */
+	struct list_head pending;	/* in kbus_dev.pending while sending */
 };
 
 struct kbus_dev {
-	struct mutex lock;		/* protects everything below */
+	struct mutex lock;		/* routing state; see kbus_main.c */
 	u32 index;
 	struct device *dev;
 
-	struct list_head bindings;	/* newest first */
-	struct list_head ksocks;	/* newest first */
+	struct list_head bindings;	/* newest first: /proc, REPORT */
+	struct rhashtable names;	/* struct kbus_name by string */
+	u32 nr_star;			/* '*' binding strings in names */
+	u32 nr_percent;			/* '%' binding strings in names */
+	u64 bind_seq;
+
+	struct xarray ksocks;		/* id -> struct kbus_ksock */
+	struct list_head ksock_list;	/* newest first: /proc */
 	u32 next_ksock_id;
 	u32 next_serial;
+
+	struct rhltable outstanding;	/* struct kbus_req */
+	struct rhltable unreplied;	/* struct kbus_req */
 
 	bool verbose;
 	bool report_binds;
 
-	struct list_head set_aside;	/* of struct kbus_qitem */
-	u32 set_aside_count;
+	u32 set_aside_count;		/* entries on all Ksocks' lists */
+	u32 event_gen;			/* real events set aside so far */
 	bool tragic;
 
-	u32 max_msg_size;
+	u32 max_msg_size;		/* read locklessly by write() */
 
-	wait_queue_head_t write_wait;	/* senders in sending state */
+	/* Ksocks in sending state, woken when room may have appeared */
+	spinlock_t pending_lock;
+	struct list_head pending;
+	atomic_t nr_pending;
 };
 
 /* Debug output, switched per device by the VERBOSE ioctl */
@@ -289,7 +365,7 @@ struct kbus_dev {
 	do {								\
 		const struct kbus_dev *__kd = (kdev);			\
 									\
-		if (__kd->verbose)					\
+		if (READ_ONCE(__kd->verbose))				\
 			dev_dbg(__kd->dev, fmt, ##__VA_ARGS__);		\
 	} while (0)
 
@@ -313,16 +389,19 @@ static inline bool kbus_id_eq(const struct kbus_msg_id *a,
 
 /* kbus_main.c */
 extern unsigned int kbus_abs_max_message_size;
+extern unsigned int kbus_max_queued_bytes;
 u32 kbus_num_devices_now(void);
 struct kbus_dev *kbus_dev_get(u32 index);
 u32 kbus_next_counter(u32 *counter);
 
 /* kbus_msg.c */
-struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len);
+int kbus_caches_init(void);
+void kbus_caches_exit(void);
+struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len, gfp_t gfp);
 void kbus_msg_put(struct kbus_msg *msg);
 struct kbus_msg *kbus_msg_synthetic(struct kbus_dev *dev, const char *name,
-				    u32 data_len);
-struct kbus_qitem *kbus_qitem_alloc(void);
+				    u32 data_len, gfp_t gfp);
+struct kbus_qitem *kbus_qitem_alloc(gfp_t gfp);
 void kbus_qitem_free(struct kbus_qitem *item);
 void kbus_check_leaks(void);
 void kbus_write_discard(struct kbus_ksock *k);
@@ -337,14 +416,18 @@ int kbus_send(struct kbus_ksock *k, struct kbus_msg_id *id);
 const char *kbus_part_name(enum kbus_part part);
 
 /* kbus_deliver.c */
+int kbus_dev_tables_init(struct kbus_dev *dev);
+void kbus_dev_tables_destroy(struct kbus_dev *dev);
 bool kbus_name_valid(const char *name, u32 len);
 bool kbus_name_is_wildcard(const char *name, u32 len);
-bool kbus_queue_full(const struct kbus_ksock *k, bool is_reply);
-struct kbus_ksock *kbus_find_ksock(struct kbus_dev *dev, u32 id);
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		 struct kbus_msg *msg);
 void kbus_retry_pending(struct kbus_ksock *k);
-int kbus_outstanding_reserve(struct kbus_ksock *k);
+void kbus_pending_enter(struct kbus_ksock *k);
+void kbus_pending_leave(struct kbus_ksock *k);
+bool kbus_sender_full(struct kbus_ksock *k);
+int kbus_unreplied_add(struct kbus_ksock *k, struct kbus_req *ur,
+		       const struct kbus_msg *msg);
 void kbus_drain_set_aside(struct kbus_ksock *k);
 int kbus_bind(struct kbus_ksock *k, u32 is_replier, const char *name,
 	      u32 name_len);
@@ -354,6 +437,8 @@ u32 kbus_find_replier(struct kbus_dev *dev, const char *name, u32 name_len);
 int kbus_report_current_binds(struct kbus_ksock *k);
 void kbus_ksock_teardown(struct kbus_ksock *k);
 void kbus_wake_writers(struct kbus_dev *dev);
+void kbus_room_released(struct kbus_ksock *k, bool was_full);
+bool kbus_full_before_pop(const struct kbus_ksock *k);
 
 /* kbus_proc.c */
 int kbus_proc_init(void);

@@ -13,42 +13,57 @@
  * Written for Linux 6.1 (class_create() and the devnode callback changed
  * signature in 6.4 and 6.2).
  *
- * Locking
+ * Locking (lock order: top to bottom; kmod/README.md has the whole picture)
  * -------
- * - Each KBUS device has one mutex, kbus_dev.lock. It protects all of the
- *   device's state and all state of every Ksock opened on it: bindings,
- *   Ksock list, queues, set-aside list, counters, flags, and each Ksock's
- *   read, write and sending state. Every file operation (open, release,
- *   read, write, poll, ioctl) and every /proc record takes it for the whole
- *   operation, so all operations on a device are serialised and every
- *   Listener sees the same message order. Delivery to another Ksock of the
- *   same device is therefore safe without any further lock. Nothing ever
- *   holds two device locks.
- * - kbus_table_lock (a mutex) protects the device table kbus_devices[] and
- *   the device count (kbus_num_devices). Lock order: a device lock may be
- *   held when taking kbus_table_lock (NEWDEVICE does this), never the other
- *   way round. /proc readers take kbus_table_lock only to look up a device
- *   pointer, drop it, then take that device's lock. Devices are never freed
- *   before module unload, and unload cannot happen while a file is open or
- *   (after proc_remove() returns) while a /proc file is being read.
- * - The driver takes no spinlock of its own; it sleeps (allocates, copies
- *   from/to user space) only with mutexes held. Wait queues:
- *   kbus_ksock.read_wait is woken whenever a message is queued to that
- *   Ksock; kbus_dev.write_wait is woken whenever room may have appeared
- *   (a pop, an UNBIND, a released reservation, MAXMSGS, an open or close)
- *   or the Replier for a name may have changed (a Replier BIND), which is
- *   what poll() of a Ksock in sending state waits for. Wake-ups
- *   are keyed (EPOLLIN, EPOLLOUT).
- * - Lock interruption: ioctl and open give ERESTARTSYS, read and write
- *   EAGAIN (as the specification says); release and poll wait
- *   uninterruptibly, since they cannot fail.
+ * - kbus_ksock.lock (mutex), one per Ksock: its own operations. read(),
+ *   write(), every ioctl, and release take it first; it protects the
+ *   Ksock's read and write state, sending state, LASTSENT and unreplied
+ *   list. Every copy from or to user memory happens under this lock and no
+ *   other, so a page fault that never ends (userfaultfd, FUSE) stalls only
+ *   that Ksock (spec 14.3).
+ * - kbus_dev.lock (mutex), one per device: routing state. Bindings and the
+ *   name table, the Ksock table and list, outstanding Requests (the
+ *   reservations), set-aside lists, MSGONLYONCE state, queue limits and the
+ *   device flags and counters. SEND (after copying in), BIND, UNBIND,
+ *   REPLIER, MAXMSGS, REPORTREPLIERBINDS, open and close take it for the
+ *   routing work only. It is never held across a user copy and never while
+ *   taking a kbus_ksock.lock.
+ * - kbus_ksock.qlock (spinlock): the Ksock's queue and its counters. Taken
+ *   on its own by NEXTMSG (the reader's hot path needs no device lock) and
+ *   inside kbus_dev.lock by delivery; never two at once.
+ * - kbus_dev.pending_lock (spinlock): the list of Ksocks in sending state,
+ *   the only ones that "wake writers" touches.
+ * - kbus_table_lock (mutex): the device table and count; taken alone.
+ *   /proc looks a device up under it, drops it, then takes kbus_dev.lock.
+ *   Devices are never freed before module unload.
+ * - poll() takes no lock to report: queue_count and sending are read with
+ *   READ_ONCE after registering on the Ksock's wait queue. Only a Ksock in
+ *   sending state takes its own lock and the device lock to retry.
+ *
+ * Wake-ups: each Ksock has one wait queue, woken keyed with EPOLLIN when a
+ * message is queued to it and with EPOLLOUT when its pending send may get
+ * through. "Wake writers" walks only the Ksocks in sending state, and only
+ * when a queue that was full lost a message, a reservation was released, a
+ * binding went or a Replier bound; it costs one atomic read when no sender
+ * waits.
+ *
+ * Interruption: ioctl and open give ERESTARTSYS, read and write EAGAIN (as
+ * the specification says); release and the device lock inside NEXTMSG and
+ * poll wait uninterruptibly (they are short: the device lock is never held
+ * across a user copy).
  *
  * 32-bit user space on a 64-bit kernel (compat) is not supported yet, so
- * there is deliberately no .compat_ioctl: such callers get ENOTTY.
+ * there is deliberately no .compat_ioctl: such callers get ENOTTY. The
+ * header crosses to and from user space in one place each way
+ * (kbus_part_dest() for write, kbus_read_segment() for read), where a
+ * compat layout will slot in.
  */
 
+#include <linux/capability.h>
 #include <linux/cdev.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
+#include <linux/lockdep.h>
 #include <linux/minmax.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -74,6 +89,27 @@ unsigned int kbus_abs_max_message_size = KBUS_DEF_MAX_MESSAGE_SIZE;
 module_param(kbus_abs_max_message_size, uint, 0444);
 MODULE_PARM_DESC(kbus_abs_max_message_size,
 		 "Absolute maximum message size, limit for MAXMSGSIZE (bytes)");
+
+/* Spec section 14; root may change these at run time through sysfs. */
+static bool kbus_unprivileged_admin;
+module_param(kbus_unprivileged_admin, bool, 0644);
+MODULE_PARM_DESC(kbus_unprivileged_admin,
+		 "Let any user create devices and set VERBOSE and MAXMSGSIZE");
+
+static unsigned int kbus_max_devices = KBUS_MAX_NUM_DEVICES;
+module_param(kbus_max_devices, uint, 0644);
+MODULE_PARM_DESC(kbus_max_devices,
+		 "Most devices that NEWDEVICE may bring the count to (<= 256)");
+
+unsigned int kbus_max_queued_bytes = KBUS_DEF_MAX_QUEUED_BYTES;
+module_param(kbus_max_queued_bytes, uint, 0644);
+MODULE_PARM_DESC(kbus_max_queued_bytes,
+		 "Most message bytes queued to one Ksock; more is a full queue");
+
+static unsigned int kbus_max_msgs_limit = KBUS_DEF_MAX_MSGS_LIMIT;
+module_param(kbus_max_msgs_limit, uint, 0644);
+MODULE_PARM_DESC(kbus_max_msgs_limit,
+		 "Ceiling of MAXMSGS; larger requests are clamped to it");
 
 static DEFINE_MUTEX(kbus_table_lock);
 static struct kbus_dev *kbus_devices[KBUS_MAX_NUM_DEVICES];
@@ -122,13 +158,23 @@ static char *kbus_devnode(struct device *dev, umode_t *mode)
 	return NULL;
 }
 
-/* Create device number kbus_devices_count; kbus_table_lock held. */
-static int kbus_dev_create(u32 *index)
+static void kbus_dev_free(struct kbus_dev *dev)
+{
+	kbus_dev_tables_destroy(dev);
+	xa_destroy(&dev->ksocks);
+	mutex_destroy(&dev->lock);
+	kfree(dev);
+}
+
+/* Create device number kbus_devices_count, if it is below @limit. */
+static int kbus_dev_create(u32 limit, u32 *index)
 {
 	u32 i = kbus_devices_count;
 	struct kbus_dev *dev;
+	int err;
 
-	if (i >= KBUS_MAX_NUM_DEVICES)
+	lockdep_assert_held(&kbus_table_lock);
+	if (i >= min_t(u32, limit, KBUS_MAX_NUM_DEVICES))
 		return -EINVAL;
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
 	if (!dev)
@@ -136,17 +182,23 @@ static int kbus_dev_create(u32 *index)
 	mutex_init(&dev->lock);
 	dev->index = i;
 	INIT_LIST_HEAD(&dev->bindings);
-	INIT_LIST_HEAD(&dev->ksocks);
-	INIT_LIST_HEAD(&dev->set_aside);
-	init_waitqueue_head(&dev->write_wait);
+	INIT_LIST_HEAD(&dev->ksock_list);
+	INIT_LIST_HEAD(&dev->pending);
+	spin_lock_init(&dev->pending_lock);
+	xa_init_flags(&dev->ksocks, XA_FLAGS_ALLOC1);
 	dev->max_msg_size = kbus_max_message_size;
+	err = kbus_dev_tables_init(dev);
+	if (err) {
+		xa_destroy(&dev->ksocks);
+		mutex_destroy(&dev->lock);
+		kfree(dev);
+		return err;
+	}
 	dev->dev = device_create(kbus_class, NULL,
 				 MKDEV(MAJOR(kbus_devt), i), dev, "kbus%u", i);
 	if (IS_ERR(dev->dev)) {
-		int err = PTR_ERR(dev->dev);
-
-		mutex_destroy(&dev->lock);
-		kfree(dev);
+		err = PTR_ERR(dev->dev);
+		kbus_dev_free(dev);
 		return err;
 	}
 	kbus_devices[i] = dev;
@@ -167,11 +219,9 @@ static void kbus_destroy_devices(void)
 		dev = kbus_devices[i];
 		kbus_devices[i] = NULL;
 		device_destroy(kbus_class, MKDEV(MAJOR(kbus_devt), i));
-		WARN_ON(!list_empty(&dev->ksocks) ||
-			!list_empty(&dev->bindings) ||
-			!list_empty(&dev->set_aside));
-		mutex_destroy(&dev->lock);
-		kfree(dev);
+		WARN_ON(!list_empty(&dev->ksock_list) ||
+			!list_empty(&dev->bindings) || dev->set_aside_count);
+		kbus_dev_free(dev);
 	}
 	kbus_devices_count = 0;
 	mutex_unlock(&kbus_table_lock);
@@ -185,40 +235,55 @@ static int kbus_open(struct inode *inode, struct file *file)
 {
 	struct kbus_dev *dev = kbus_dev_get(iminor(inode));
 	struct kbus_ksock *k;
+	int err;
 
 	if (!dev)
 		return -ENOENT;
-	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	k = kzalloc(sizeof(*k), KBUS_GFP);
 	if (!k)
 		return -ENOMEM;
-	k->outstanding = kcalloc(KBUS_INIT_OUTSTANDING_SIZE,
-				 sizeof(*k->outstanding), GFP_KERNEL);
-	if (!k->outstanding) {
-		kfree(k);
-		return -EFAULT;
-	}
-	k->out_size = KBUS_INIT_OUTSTANDING_SIZE;
 	k->dev = dev;
-	k->pid = task_pid_nr(current);
+	k->pid = get_pid(task_pid(current));
+	k->uid = file->f_cred->euid;
+	k->admin = file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN);
 	k->writable = file->f_mode & FMODE_WRITE;
 	k->max_messages = KBUS_DEF_MAX_MESSAGES;
+	k->out_size = KBUS_INIT_OUTSTANDING_SIZE;
+	mutex_init(&k->lock);
+	spin_lock_init(&k->qlock);
+	init_waitqueue_head(&k->wait);
 	INIT_LIST_HEAD(&k->queue);
 	INIT_LIST_HEAD(&k->unreplied);
-	init_waitqueue_head(&k->read_wait);
+	INIT_LIST_HEAD(&k->bindings);
+	INIT_LIST_HEAD(&k->outstanding);
+	INIT_LIST_HEAD(&k->set_aside);
+	INIT_LIST_HEAD(&k->pending);
+	INIT_LIST_HEAD(&k->list);
 
 	if (mutex_lock_interruptible(&dev->lock)) {
-		kfree(k->outstanding);
-		kfree(k);
-		return -ERESTARTSYS;
+		err = -ERESTARTSYS;
+		goto out_free;
 	}
-	k->id = kbus_next_counter(&dev->next_ksock_id);
-	list_add(&k->list, &dev->ksocks);
-	kbus_wake_writers(dev);
-	kbus_dbg(dev, "ksock %u opened by pid %d\n", k->id, k->pid);
+	/* Ids are unique while open; the counter wraps, skipping 0 */
+	err = xa_alloc_cyclic(&dev->ksocks, &k->id, k, xa_limit_32b,
+			      &dev->next_ksock_id, KBUS_GFP);
+	if (err < 0) {
+		mutex_unlock(&dev->lock);
+		goto out_free;
+	}
+	list_add(&k->list, &dev->ksock_list);
+	kbus_dbg(dev, "ksock %u opened by pid %d\n", k->id,
+		 pid_nr(k->pid));
 	mutex_unlock(&dev->lock);
 
 	file->private_data = k;
 	return 0;
+
+out_free:
+	put_pid(k->pid);
+	mutex_destroy(&k->lock);
+	kfree(k);
+	return err;
 }
 
 static int kbus_release(struct inode *inode, struct file *file)
@@ -226,10 +291,14 @@ static int kbus_release(struct inode *inode, struct file *file)
 	struct kbus_ksock *k = file->private_data;
 	struct kbus_dev *dev = k->dev;
 
+	mutex_lock(&k->lock);
 	mutex_lock(&dev->lock);
 	kbus_dbg(dev, "ksock %u closing\n", k->id);
 	kbus_ksock_teardown(k);
 	mutex_unlock(&dev->lock);
+	mutex_unlock(&k->lock);
+	put_pid(k->pid);
+	mutex_destroy(&k->lock);
 	kfree(k);
 	return 0;
 }
@@ -240,10 +309,10 @@ static ssize_t kbus_read(struct file *file, char __user *buf, size_t count,
 	struct kbus_ksock *k = file->private_data;
 	ssize_t ret;
 
-	if (mutex_lock_interruptible(&k->dev->lock))
+	if (mutex_lock_interruptible(&k->lock))
 		return -EAGAIN;
 	ret = kbus_read_bytes(k, buf, count);
-	mutex_unlock(&k->dev->lock);
+	mutex_unlock(&k->lock);
 	return ret;
 }
 
@@ -253,48 +322,56 @@ static ssize_t kbus_write(struct file *file, const char __user *buf,
 	struct kbus_ksock *k = file->private_data;
 	ssize_t ret;
 
-	if (mutex_lock_interruptible(&k->dev->lock))
+	if (mutex_lock_interruptible(&k->lock))
 		return -EAGAIN;
 	ret = kbus_write_bytes(k, buf, count);
-	mutex_unlock(&k->dev->lock);
+	mutex_unlock(&k->lock);
 	return ret;
 }
 
 static __poll_t kbus_poll(struct file *file, poll_table *wait)
 {
 	struct kbus_ksock *k = file->private_data;
-	struct kbus_dev *dev = k->dev;
 	__poll_t mask = 0;
 
 	/*
-	 * Writable Ksocks always register on the writer queue, not only while
-	 * in sending state: epoll registers only once, when the file is added,
-	 * and must still see writer wake-ups after a later EAGAIN. Wake-ups are
-	 * keyed, so waiters that did not ask for POLLOUT are not disturbed.
+	 * One wait queue per Ksock carries both directions (keyed), so epoll,
+	 * which registers once, sees every wake-up. The barrier orders the
+	 * registration before the reads below; it pairs with wq_has_sleeper()
+	 * on the delivery side.
 	 */
-	poll_wait(file, &k->read_wait, wait);
-	if (k->writable)
-		poll_wait(file, &dev->write_wait, wait);
-	mutex_lock(&dev->lock);
+	poll_wait(file, &k->wait, wait);
+	smp_mb();
 	if (k->writable) {
-		if (k->sending)
-			kbus_retry_pending(k);
-		if (!k->sending)
+		if (READ_ONCE(k->sending)) {
+			mutex_lock(&k->lock);
+			if (k->sending)
+				kbus_retry_pending(k);
+			mutex_unlock(&k->lock);
+		}
+		if (!READ_ONCE(k->sending))
 			mask |= EPOLLOUT | EPOLLWRNORM;
 	}
-	if (k->queue_count)
+	if (READ_ONCE(k->queue_count))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	mutex_unlock(&dev->lock);
 	return mask;
 }
 
 /* ------------------------------------------------------------------------
- * ioctls (spec 3.10, 3.11)
+ * ioctls (spec 3.10, 3.11). Each runs under the Ksock's own lock; the
+ * argument is read and written only outside the device lock.
  */
+
+/* May the caller change device-wide settings (spec 14.1)? */
+static bool kbus_admin_allowed(void)
+{
+	return READ_ONCE(kbus_unprivileged_admin) || capable(CAP_SYS_ADMIN);
+}
 
 static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 {
 	struct kbus_bind_request req;
+	struct kbus_dev *dev = k->dev;
 	char *name;
 	long ret;
 
@@ -307,10 +384,12 @@ static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 	name = memdup_user_nul(req.name, req.name_len);
 	if (IS_ERR(name))
 		return PTR_ERR(name);
+	mutex_lock(&dev->lock);
 	if (bind)
 		ret = kbus_bind(k, req.is_replier, name, req.name_len);
 	else
 		ret = kbus_unbind(k, req.is_replier, name, req.name_len);
+	mutex_unlock(&dev->lock);
 	kfree(name);
 	return ret;
 }
@@ -318,6 +397,7 @@ static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 static long kbus_ioc_replier(struct kbus_ksock *k, void __user *argp)
 {
 	struct kbus_bind_query query;
+	struct kbus_dev *dev = k->dev;
 	char *name;
 
 	if (copy_from_user(&query, argp, sizeof(query)))
@@ -327,7 +407,9 @@ static long kbus_ioc_replier(struct kbus_ksock *k, void __user *argp)
 	name = memdup_user_nul(query.name, query.name_len);
 	if (IS_ERR(name))
 		return PTR_ERR(name);
-	query.return_id = kbus_find_replier(k->dev, name, query.name_len);
+	mutex_lock(&dev->lock);
+	query.return_id = kbus_find_replier(dev, name, query.name_len);
+	mutex_unlock(&dev->lock);
 	kfree(name);
 	if (copy_to_user(argp, &query, sizeof(query)))
 		return -EFAULT;
@@ -360,49 +442,79 @@ static long kbus_ioc_send(struct kbus_ksock *k, void __user *argp)
 
 static long kbus_ioc_maxmsgs(struct kbus_ksock *k, u32 __user *argp)
 {
+	struct kbus_dev *dev = k->dev;
 	u32 val;
 
 	if (get_user(val, argp))
 		return -EFAULT;
+	mutex_lock(&dev->lock);
 	if (val) {
-		k->max_messages = val;
+		/* Spec 14.2: clamped to the ceiling, which is then reported */
+		k->max_messages = clamp(val, 1U,
+					max(READ_ONCE(kbus_max_msgs_limit), 1U));
 		kbus_drain_set_aside(k);
-		kbus_wake_writers(k->dev);
+		kbus_wake_writers(dev);
 	}
-	return put_user(k->max_messages, argp);
+	val = k->max_messages;
+	mutex_unlock(&dev->lock);
+	return put_user(val, argp);
+}
+
+static long kbus_ioc_nummsgs(struct kbus_ksock *k, u32 __user *argp)
+{
+	u32 n = READ_ONCE(k->queue_count) + READ_ONCE(k->set_aside_count);
+
+	return put_user(n, argp);
 }
 
 /* The "just ask" convention of spec 3.12: 0/1 set, 0xFFFFFFFF queries. */
-static long kbus_ioc_flag(bool *flag, u32 __user *argp)
+static int kbus_flag_arg(u32 __user *argp, u32 *val)
 {
-	u32 old = *flag, val;
-
-	if (get_user(val, argp))
+	if (get_user(*val, argp))
 		return -EFAULT;
-	if (val > 1 && val != KBUS_JUST_ASK)
+	if (*val > 1 && *val != KBUS_JUST_ASK)
 		return -EINVAL;
+	return 0;
+}
+
+/* MSGONLYONCE and VERBOSE: @flag lives under the device lock. */
+static long kbus_ioc_flag(struct kbus_dev *dev, bool *flag, bool privileged,
+			  u32 __user *argp)
+{
+	u32 val, old;
+	int err;
+
+	err = kbus_flag_arg(argp, &val);
+	if (err)
+		return err;
+	if (privileged && val != KBUS_JUST_ASK && !kbus_admin_allowed())
+		return -EPERM;
+	mutex_lock(&dev->lock);
+	old = *flag;
 	if (val != KBUS_JUST_ASK)
-		*flag = val;
+		WRITE_ONCE(*flag, val);
+	mutex_unlock(&dev->lock);
 	return put_user(old, argp);
 }
 
 static long kbus_ioc_report(struct kbus_ksock *k, u32 __user *argp)
 {
 	struct kbus_dev *dev = k->dev;
-	u32 old = dev->report_binds, val;
-	long ret;
+	u32 val, old;
+	long ret = 0;
 
-	if (get_user(val, argp))
-		return -EFAULT;
-	if (val > 1 && val != KBUS_JUST_ASK)
-		return -EINVAL;
+	ret = kbus_flag_arg(argp, &val);
+	if (ret)
+		return ret;
+	mutex_lock(&dev->lock);
+	old = dev->report_binds;
 	if (val != KBUS_JUST_ASK)
 		dev->report_binds = val;
-	if (val == 1) {
+	if (val == 1)
 		ret = kbus_report_current_binds(k);
-		if (ret)
-			return ret;
-	}
+	mutex_unlock(&dev->lock);
+	if (ret)
+		return ret;
 	return put_user(old, argp);
 }
 
@@ -413,14 +525,16 @@ static long kbus_ioc_maxmsgsize(struct kbus_dev *dev, u32 __user *argp)
 	if (get_user(val, argp))
 		return -EFAULT;
 	if (val == 0) {
-		val = dev->max_msg_size;
+		val = READ_ONCE(dev->max_msg_size);
 	} else if (val == 1) {
 		val = kbus_abs_max_message_size;
 	} else {
+		if (!kbus_admin_allowed())
+			return -EPERM;
 		if (val < KBUS_MIN_MAX_MESSAGE_SIZE ||
 		    val > kbus_abs_max_message_size)
 			return -EINVAL;
-		dev->max_msg_size = val;
+		WRITE_ONCE(dev->max_msg_size, val);
 	}
 	return put_user(val, argp);
 }
@@ -430,6 +544,8 @@ static long kbus_ioc_newdevice(struct kbus_dev *dev, u32 __user *argp)
 	u32 index = 0;
 	int err;
 
+	if (!kbus_admin_allowed())
+		return -EPERM;
 	/*
 	 * Fail before creating anything if the answer cannot be written:
 	 * a device made for a caller who never learns its number would be
@@ -438,7 +554,7 @@ static long kbus_ioc_newdevice(struct kbus_dev *dev, u32 __user *argp)
 	if (put_user(index, argp))
 		return -EFAULT;
 	mutex_lock(&kbus_table_lock);
-	err = kbus_dev_create(&index);
+	err = kbus_dev_create(READ_ONCE(kbus_max_devices), &index);
 	mutex_unlock(&kbus_table_lock);
 	if (err)
 		return err;
@@ -451,6 +567,7 @@ static long kbus_ioctl_locked(struct kbus_ksock *k, unsigned int cmd,
 {
 	struct kbus_dev *dev = k->dev;
 
+	lockdep_assert_held(&k->lock);
 	switch (cmd) {
 	case KBUS_IOC_RESET:
 		return 0;
@@ -478,14 +595,13 @@ static long kbus_ioctl_locked(struct kbus_ksock *k, unsigned int cmd,
 	case KBUS_IOC_MAXMSGS:
 		return kbus_ioc_maxmsgs(k, argp);
 	case KBUS_IOC_NUMMSGS:
-		return put_user(k->queue_count + k->set_aside_count,
-				(u32 __user *)argp);
+		return kbus_ioc_nummsgs(k, argp);
 	case KBUS_IOC_UNREPLIEDTO:
 		return put_user(k->unreplied_count, (u32 __user *)argp);
 	case KBUS_IOC_MSGONLYONCE:
-		return kbus_ioc_flag(&k->only_once, argp);
+		return kbus_ioc_flag(dev, &k->only_once, false, argp);
 	case KBUS_IOC_VERBOSE:
-		return kbus_ioc_flag(&dev->verbose, argp);
+		return kbus_ioc_flag(dev, &dev->verbose, true, argp);
 	case KBUS_IOC_NEWDEVICE:
 		return kbus_ioc_newdevice(dev, argp);
 	case KBUS_IOC_REPORTREPLIERBINDS:
@@ -508,10 +624,10 @@ static long kbus_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if ((_IOC_DIR(cmd) & (_IOC_READ | _IOC_WRITE)) &&
 	    !access_ok(argp, _IOC_SIZE(cmd)))
 		return -EFAULT;
-	if (mutex_lock_interruptible(&k->dev->lock))
+	if (mutex_lock_interruptible(&k->lock))
 		return -ERESTARTSYS;
 	ret = kbus_ioctl_locked(k, cmd, argp);
-	mutex_unlock(&k->dev->lock);
+	mutex_unlock(&k->lock);
 	return ret;
 }
 
@@ -552,11 +668,15 @@ static int kbus_create_initial_devices(void)
 
 	mutex_lock(&kbus_table_lock);
 	for (i = 0; i < wanted && !err; i++)
-		err = kbus_dev_create(&index);
+		err = kbus_dev_create(KBUS_MAX_NUM_DEVICES, &index);
 	mutex_unlock(&kbus_table_lock);
 	return err;
 }
 
+/*
+ * The character device goes live last: once cdev_add() returns, a node
+ * can be opened, so nothing after it may fail.
+ */
 static int __init kbus_init(void)
 {
 	int err;
@@ -566,18 +686,16 @@ static int __init kbus_init(void)
 		pr_err("kbus: invalid module parameters\n");
 		return err;
 	}
-	err = alloc_chrdev_region(&kbus_devt, 0, KBUS_MAX_NUM_DEVICES, "kbus");
+	err = kbus_caches_init();
 	if (err)
 		return err;
-	cdev_init(&kbus_cdev, &kbus_fops);
-	kbus_cdev.owner = THIS_MODULE;
-	err = cdev_add(&kbus_cdev, kbus_devt, KBUS_MAX_NUM_DEVICES);
+	err = alloc_chrdev_region(&kbus_devt, 0, KBUS_MAX_NUM_DEVICES, "kbus");
 	if (err)
-		goto out_region;
+		goto out_caches;
 	kbus_class = class_create(THIS_MODULE, "kbus");
 	if (IS_ERR(kbus_class)) {
 		err = PTR_ERR(kbus_class);
-		goto out_cdev;
+		goto out_region;
 	}
 	kbus_class->devnode = kbus_devnode;
 	err = kbus_create_initial_devices();
@@ -586,26 +704,36 @@ static int __init kbus_init(void)
 	err = kbus_proc_init();
 	if (err)
 		goto out_devices;
+	cdev_init(&kbus_cdev, &kbus_fops);
+	kbus_cdev.owner = THIS_MODULE;
+	err = cdev_add(&kbus_cdev, kbus_devt, KBUS_MAX_NUM_DEVICES);
+	if (err)
+		goto out_proc;
 	pr_info("kbus: %u devices\n", kbus_num_devices_now());
 	return 0;
 
+out_proc:
+	kbus_proc_exit();
 out_devices:
 	kbus_destroy_devices();
 	class_destroy(kbus_class);
-out_cdev:
-	cdev_del(&kbus_cdev);
 out_region:
 	unregister_chrdev_region(kbus_devt, KBUS_MAX_NUM_DEVICES);
+out_caches:
+	kbus_caches_exit();
 	return err;
 }
 
 static void __exit kbus_exit(void)
 {
+	cdev_del(&kbus_cdev);
 	kbus_proc_exit();
 	kbus_destroy_devices();
 	class_destroy(kbus_class);
-	cdev_del(&kbus_cdev);
 	unregister_chrdev_region(kbus_devt, KBUS_MAX_NUM_DEVICES);
+	/* Queued answers may still wait for RCU-deferred frees of ids */
+	rcu_barrier();
+	kbus_caches_exit();
 	kbus_check_leaks();
 }
 

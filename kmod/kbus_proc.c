@@ -4,9 +4,13 @@
  *
  * Both are seq_files with one record per device, in index order. The
  * device pointer is looked up under kbus_table_lock (released again), and
- * each record is printed under that device's own lock.
+ * each record is printed under that device's own lock. A Ksock's read and
+ * write positions belong to its own lock, which /proc never takes (a Ksock
+ * stalled in a user copy must not stall readers of /proc, spec 14.3): they
+ * are read as a snapshot with READ_ONCE.
  */
 
+#include <linux/pid.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 
@@ -39,27 +43,31 @@ static int kbus_bindings_show(struct seq_file *s, void *v)
 	if (mutex_lock_interruptible(&dev->lock))
 		return -ERESTARTSYS;
 	seq_puts(s, "# <device> is bound to <Ksock-ID> in <process-PID> as <Replier|Listener> for <message-name>\n");
-	list_for_each_entry(b, &dev->bindings, list)
+	/* Spec 14.6: the PID in the reader's namespace, 0 if not visible */
+	list_for_each_entry(b, &dev->bindings, dev_list)
 		seq_printf(s, "%3u: %8u %8lu  %c  %.*s\n", dev->index,
-			   b->ksock->id, (unsigned long)b->ksock->pid,
-			   b->is_replier ? 'R' : 'L', (int)b->name_len,
-			   b->name);
+			   b->ksock->id, (unsigned long)pid_vnr(b->ksock->pid),
+			   b->is_replier ? 'R' : 'L', (int)b->name->len,
+			   b->name->str);
 	mutex_unlock(&dev->lock);
 	return 0;
 }
 
 static void kbus_stats_ksock(struct seq_file *s, const struct kbus_ksock *k)
 {
+	struct kbus_msg_id last = READ_ONCE(k->last_sent);
+
 	seq_printf(s, "    ksock %u last msg %u:%u queue %u of %u\n",
-		   k->id, k->last_sent.network_id, k->last_sent.serial_num,
-		   k->queue_count, k->max_messages);
+		   k->id, last.network_id, last.serial_num,
+		   READ_ONCE(k->queue_count), k->max_messages);
 	seq_printf(s, "      read byte %u of %u, wrote byte %u of %s (%sfinished), %ssending\n",
-		   k->rd.pos, k->rd.total, k->wr.pos,
-		   kbus_part_name(k->wr.part), k->wr.complete ? "" : "not ",
-		   k->sending ? "" : "not ");
+		   READ_ONCE(k->rd.pos), READ_ONCE(k->rd.total),
+		   READ_ONCE(k->wr.pos), kbus_part_name(READ_ONCE(k->wr.part)),
+		   READ_ONCE(k->wr.complete) ? "" : "not ",
+		   READ_ONCE(k->sending) ? "" : "not ");
 	seq_printf(s, "      outstanding requests %u (size %u, max %u), unsent replies %u (max %u)\n",
 		   k->out_count, k->out_size, k->out_max,
-		   k->unreplied_count, k->unreplied_max);
+		   READ_ONCE(k->unreplied_count), READ_ONCE(k->unreplied_max));
 }
 
 static int kbus_stats_show(struct seq_file *s, void *v)
@@ -72,7 +80,7 @@ static int kbus_stats_show(struct seq_file *s, void *v)
 	seq_printf(s, "dev %2u: next ksock %u next msg %u unsent unbindings %u%s\n",
 		   dev->index, dev->next_ksock_id, dev->next_serial,
 		   dev->set_aside_count, dev->tragic ? "(gone tragic)" : "");
-	list_for_each_entry(k, &dev->ksocks, list)
+	list_for_each_entry(k, &dev->ksock_list, list)
 		kbus_stats_ksock(s, k);
 	mutex_unlock(&dev->lock);
 	return 0;
