@@ -88,6 +88,27 @@ impl Chan {
         Some(line)
     }
 
+    /// The next line, or `None` if the other side closed the connection
+    /// (exited or was killed) first; panics if neither happens in `timeout`.
+    #[track_caller]
+    pub fn hear_or_eof(&mut self, timeout: Duration) -> Option<String> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .expect("set_read_timeout");
+        let mut line = std::mem::take(&mut self.pending);
+        match self.reader.read_line(&mut line) {
+            Ok(_) if !line.ends_with('\n') => return None,
+            Ok(_) => {}
+            Err(e) => panic!("nothing from {} for {timeout:?}: {e}", self.peer),
+        }
+        let line = line.trim_end().to_string();
+        if let Some(msg) = line.strip_prefix("PANIC ") {
+            panic!("{} failed: {}", self.peer, msg.replace("\\n", "\n"));
+        }
+        Some(line)
+    }
+
     /// The next line; panics if none comes within `timeout`.
     #[track_caller]
     pub fn hear(&mut self, timeout: Duration) -> String {
