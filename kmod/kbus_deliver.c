@@ -313,9 +313,6 @@ static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
 	}
 }
 
-#define kbus_for_each_match(dev, m, n)					\
-	for (n = kbus_match_next(dev, m); n; n = kbus_match_next(dev, m))
-
 /* ------------------------------------------------------------------------
  * Ksocks and wake-ups
  */
@@ -779,7 +776,7 @@ static struct kbus_binding *kbus_choose_replier(struct kbus_dev *dev,
 	struct kbus_name *n;
 
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n) {
+	while ((n = kbus_match_next(dev, &m))) {
 		b = n->replier;
 		if (!b)
 			continue;
@@ -839,7 +836,7 @@ static int kbus_choose_listeners(struct kbus_dev *dev,
 
 	*count = 0;
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n) {
+	while ((n = kbus_match_next(dev, &m))) {
 		list_for_each_entry(b, &n->listeners, name_list) {
 			b->chosen = !kbus_queue_full(b->ksock, false,
 						     msg->size);
@@ -864,7 +861,7 @@ static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_msg *msg,
 	struct kbus_name *n;
 
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n)
+	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (b->chosen)
 				kbus_push(b->ksock, kbus_items_take(items), msg,
@@ -1050,7 +1047,7 @@ static void kbus_set_aside_lost(struct kbus_dev *dev,
 		return;
 	}
 	kbus_match_init(&m, event);
-	kbus_for_each_match(dev, &m, n)
+	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (!kbus_has_tail_lost(dev, b->ksock))
 				kbus_set_aside_add(dev, b, lost);
@@ -1066,21 +1063,21 @@ static void kbus_set_aside_event(struct kbus_dev *dev, struct kbus_msg *msg)
 	u32 count = 0;
 
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n)
+	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			count++;
 	if (!dev->tragic &&
 	    dev->set_aside_count + count <= KBUS_MAX_UNSENT_UNBIND_MSGS) {
 		dev->event_gen++;
 		kbus_match_init(&m, msg);
-		kbus_for_each_match(dev, &m, n)
+		while ((n = kbus_match_next(dev, &m)))
 			list_for_each_entry(b, &n->listeners, name_list)
 				kbus_set_aside_add(dev, b, msg);
 	} else {
 		kbus_set_aside_lost(dev, msg);
 	}
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n)
+	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			kbus_drain_set_aside(b->ksock);
 }
@@ -1104,7 +1101,7 @@ static bool kbus_bind_event_blocked(struct kbus_dev *dev,
 	struct kbus_name *n;
 
 	kbus_match_init(&m, msg);
-	kbus_for_each_match(dev, &m, n)
+	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (kbus_may_block_binds(b->ksock) &&
 			    kbus_queue_full(b->ksock, false, msg->size))

@@ -336,11 +336,10 @@ static __poll_t kbus_poll(struct file *file, poll_table *wait)
 
 	/*
 	 * One wait queue per Ksock carries both directions (keyed), so epoll,
-	 * which registers once, sees every wake-up. The barrier orders the
-	 * registration before the reads below; it pairs with wq_has_sleeper()
-	 * on the delivery side.
+	 * which registers once, sees every wake-up.
 	 */
 	poll_wait(file, &k->wait, wait);
+	/* Registration before the reads below; pairs with wq_has_sleeper() */
 	smp_mb();
 	if (k->writable) {
 		if (READ_ONCE(k->sending)) {
