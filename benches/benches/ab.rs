@@ -207,14 +207,21 @@ fn pin(cpu: usize) {
     rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
 }
 
-/// Run this thread on any CPU again.
+/// The CPUs this process could run on when it started, before any pinning
+/// (a pinned process, and every child it spawns, would see only one).
+fn start_cpus() -> &'static rustix::thread::CpuSet {
+    static CPUS: std::sync::OnceLock<rustix::thread::CpuSet> = std::sync::OnceLock::new();
+    CPUS.get_or_init(|| rustix::thread::sched_getaffinity(None).expect("sched_getaffinity"))
+}
+
+/// How many CPUs the process had at start.
+fn cpu_count() -> usize {
+    start_cpus().count() as usize
+}
+
+/// Run this thread on the CPUs it had at start again.
 fn unpin() {
-    let mut set = rustix::thread::CpuSet::new();
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for cpu in 0..n {
-        set.set(cpu);
-    }
-    rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
+    rustix::thread::sched_setaffinity(None, start_cpus()).expect("sched_setaffinity");
 }
 
 /// With 2 or more CPUs: the CPUs the requester and the Replier run on, two
@@ -222,8 +229,7 @@ fn unpin() {
 /// TCG guest's scheduler sometimes put both on one vCPU for a whole round,
 /// which made that round ~20 times faster than the others.
 fn req_reply_cpus() -> Option<(usize, usize)> {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (n >= 2).then_some((0, 1))
+    (cpu_count() >= 2).then_some((0, 1))
 }
 
 /// A Replier process: reply to every Request until END.
@@ -525,7 +531,7 @@ fn summary(
     labels: [&str; 2],
     rounds: usize,
 ) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = cpu_count();
     println!(
         "{TAG}A/B: A = {}, B = {}; {rounds} rounds alternating A B in one boot, {cpus} vCPU(s), {DATA} B data",
         labels[0], labels[1]
@@ -633,6 +639,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Options {
 }
 
 fn main() {
+    // Remember the CPU set before any workload pins this process.
+    start_cpus();
     let mut args = std::env::args().skip(1).peekable();
     match args.peek().map(String::as_str) {
         Some("listener") => {
