@@ -596,6 +596,25 @@ struct Options {
     workloads: Vec<Workload>,
 }
 
+/// Diagnosis only: set a scheduler feature of the guest kernel for the
+/// whole run (e.g. `NO_WAKEUP_PREEMPTION`, to see how much of a fan-out's
+/// cost is freshly woken Listeners preempting the sender).
+fn set_sched_feature(feature: &str) {
+    const FEATURES: &str = "/sys/kernel/debug/sched/features";
+    if !Path::new(FEATURES).exists() {
+        let mounted = std::process::Command::new("/bin/busybox")
+            .args(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(mounted, "cannot mount debugfs for --sched-feature");
+    }
+    std::fs::write(FEATURES, feature).unwrap_or_else(|e| panic!("{FEATURES}: {e}"));
+    println!(
+        "{TAG}scheduler features: {}",
+        std::fs::read_to_string(FEATURES).unwrap_or_default().trim()
+    );
+}
+
 fn parse_args(mut args: impl Iterator<Item = String>) -> Options {
     let mut a = None;
     let mut b = None;
@@ -615,6 +634,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Options {
             "--b-label" => o.labels[1] = value(),
             "--rounds" => o.rounds = value().parse().expect("--rounds N"),
             "--scale" => o.scale = value().parse().expect("--scale F"),
+            "--sched-feature" => set_sched_feature(&value()),
             // cargo's and criterion's habits: ignore.
             "--bench" => {}
             w => match Workload::ALL.iter().find(|x| x.name() == w) {
