@@ -49,7 +49,8 @@
 #include "kbus_internal.h"
 
 enum kbus_why {
-	KBUS_FOR_SENDER,	/* Reply or synthetic answer to the requester */
+	KBUS_FOR_SENDER,	/* Reply to the requester */
+	KBUS_FOR_ANSWER,	/* synthetic answer; the caller releases */
 	KBUS_FOR_REPLIER,
 	KBUS_FOR_LISTENER,
 };
@@ -485,8 +486,8 @@ static void kbus_req_remove(struct rhltable *table, struct kbus_req *r)
 	kfree_rcu(r, rcu);
 }
 
-static bool kbus_is_outstanding(struct kbus_ksock *k,
-				const struct kbus_msg_id *id)
+static struct kbus_req *kbus_outstanding_find(struct kbus_ksock *k,
+					      const struct kbus_msg_id *id)
 {
 	lockdep_assert_held(&k->dev->lock);
 	return kbus_req_find(&k->dev->outstanding, k, id, 0);
@@ -520,20 +521,24 @@ static int kbus_outstanding_add(struct kbus_ksock *k, struct kbus_req *r,
 	return 0;
 }
 
-/* Release a reservation; wakes senders that may now get through. */
-static void kbus_outstanding_remove(struct kbus_ksock *k,
-				    const struct kbus_msg_id *id)
+/* Release reservation @r of @k; wakes senders that may now get through. */
+static void kbus_outstanding_release(struct kbus_ksock *k, struct kbus_req *r)
 {
 	struct kbus_dev *dev = k->dev;
-	struct kbus_req *r;
 
 	lockdep_assert_held(&dev->lock);
-	r = kbus_req_find(&dev->outstanding, k, id, 0);
-	if (!r)
-		return;
 	kbus_req_remove(&dev->outstanding, r);
 	k->out_count--;
 	kbus_wake_writers(dev);
+}
+
+static void kbus_outstanding_remove(struct kbus_ksock *k,
+				    const struct kbus_msg_id *id)
+{
+	struct kbus_req *r = kbus_req_find(&k->dev->outstanding, k, id, 0);
+
+	if (r)
+		kbus_outstanding_release(k, r);
 }
 
 static void kbus_outstanding_clear(struct kbus_ksock *k)
@@ -722,29 +727,33 @@ static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
 	struct kbus_ksock *k = kbus_find_ksock(dev, requester);
 	struct kbus_qitem *item;
 	struct kbus_msg *msg;
+	struct kbus_req *r;
 
 	if (!k)
 		return;
-	if (if_waiting && !kbus_is_outstanding(k, req_id))
+	/* One lookup: the reservation found here is the one released */
+	r = kbus_outstanding_find(k, req_id);
+	if (if_waiting && !r)
 		return;
 	msg = kbus_msg_synthetic(dev, name, 0, KBUS_GFP_OWED);
 	item = kbus_qitem_alloc(KBUS_GFP_OWED);
 	if (!msg || !item) {
 		kbus_msg_put(msg);
 		kbus_qitem_free(item);
-		kbus_outstanding_remove(k, req_id);
 		pr_warn_ratelimited("kbus: out of memory, %s to %u lost\n",
 				    name, requester);
-		return;
+	} else {
+		msg->from = from;
+		msg->to = requester;
+		msg->in_reply_to = *req_id;
+		kbus_dbg(dev, "%s [0:%u] to %u for [%u:%u]\n", name,
+			 msg->id.serial_num, requester, req_id->network_id,
+			 req_id->serial_num);
+		kbus_push(k, item, msg, KBUS_FOR_ANSWER, NULL);
+		kbus_msg_put(msg);
 	}
-	msg->from = from;
-	msg->to = requester;
-	msg->in_reply_to = *req_id;
-	kbus_dbg(dev, "%s [0:%u] to %u for [%u:%u]\n", name,
-		 msg->id.serial_num, requester, req_id->network_id,
-		 req_id->serial_num);
-	kbus_push(k, item, msg, KBUS_FOR_SENDER, NULL);
-	kbus_msg_put(msg);
+	if (r)
+		kbus_outstanding_release(k, r);
 }
 
 /* ------------------------------------------------------------------------
@@ -809,7 +818,7 @@ static int kbus_check_target(struct kbus_dev *dev, const struct kbus_msg *msg,
 	t = kbus_find_ksock(dev, msg->to);
 	if (!t)
 		return -EADDRNOTAVAIL;
-	if (!kbus_is_outstanding(t, &msg->in_reply_to))
+	if (!kbus_outstanding_find(t, &msg->in_reply_to))
 		return -ECONNREFUSED;
 	*target = t;
 	return kbus_full_error(t, true, msg);
