@@ -760,7 +760,12 @@ fn allocation_failures_are_enomem_leak_nothing_and_spare_bystanders() {
     for (op, t) in &f.tally {
         let _ = writeln!(report, "  {op:?}: {} ok, {} failed", t.ok, t.failed);
     }
-    eprint!("{report}");
+    // Straight to fd 2, so the rig log shows it even when the test passes
+    // (libtest captures eprint!).
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("faults: {report}").as_bytes(),
+    );
 
     let mut problems = f.problems.clone();
     problems.extend(by.problems.iter().cloned());
