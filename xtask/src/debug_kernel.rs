@@ -242,7 +242,30 @@ fn build(
     )?;
     publish_dir(&out, dest)?;
     let _ = fs::remove_dir_all(&work);
+    prune_others(dest);
     Ok(())
+}
+
+/// A new build replaces the older ones (1.6 GB each): remove every other
+/// finished build in `debug-kernel/` (builds in progress start with a dot).
+fn prune_others(dest: &Path) {
+    let (Some(dir), Some(keep)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if name != keep
+            && !name.to_string_lossy().starts_with('.')
+            && e.path().join(".complete").exists()
+        {
+            step(format!(
+                "removing the older debug kernel {}",
+                e.path().display()
+            ));
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Remove `*.o`, `*.a` and the intermediate vmlinux links under `dir`.
