@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use kbus_benches::sample_data;
 use kbus_rustix::{Ksock, Mode, Role};
-use kbus_wire::{MessageRepr, NativeLayout};
+use kbus_wire::MessageRepr;
 use rustix::fd::OwnedFd;
 
 const DEVICE: u32 = 0;
@@ -60,8 +60,8 @@ fn read_buf() -> Vec<u8> {
 
 /// The entire form of `repr` in the native layout.
 fn entire(repr: &MessageRepr<'_>) -> Vec<u8> {
-    let mut bytes = vec![0u8; repr.buffer_len::<NativeLayout>()];
-    repr.emit::<NativeLayout>(&mut bytes).expect("emit");
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut bytes).expect("emit");
     bytes
 }
 

@@ -21,8 +21,7 @@ fn parse(c: &mut Criterion) {
             &bytes,
             |b, bytes| {
                 b.iter(|| {
-                    let msg = Message::<_, NativeLayout>::new_checked(black_box(&bytes[..]))
-                        .expect("valid");
+                    let msg = Message::new_checked(black_box(&bytes[..])).expect("valid");
                     let repr = msg.repr();
                     black_box((repr.id, repr.name.len(), repr.data.len()));
                 })
@@ -48,7 +47,7 @@ fn emit(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("emit", size), &data, |b, data| {
             b.iter(|| {
                 let repr = sample_repr(black_box(&data[..]));
-                let n = repr.emit::<NativeLayout>(&mut out).expect("fits");
+                let n = repr.emit(&mut out).expect("fits");
                 black_box((n, &out));
             })
         });
@@ -74,14 +73,14 @@ fn round_trip(c: &mut Criterion) {
     let data = sample_data(64);
     let mut request = sample_repr(&data);
     request.flags |= kbus_wire::Flags::WANT_YOU_TO_REPLY;
-    let mut bytes = vec![0u8; request.buffer_len::<NativeLayout>()];
-    request.emit::<NativeLayout>(&mut bytes).expect("fits");
+    let mut bytes = vec![0u8; request.buffer_len()];
+    request.emit(&mut bytes).expect("fits");
     let mut out = vec![0u8; 512];
     c.bench_function("reply/parse+reply_to+emit/64", |b| {
         b.iter(|| {
-            let msg = Message::<_, NativeLayout>::new_checked(black_box(&bytes[..])).expect("ok");
+            let msg = Message::new_checked(black_box(&bytes[..])).expect("ok");
             let reply = MessageRepr::reply_to(&msg, b"21.5").expect("ours");
-            black_box(reply.emit::<NativeLayout>(&mut out).expect("fits"));
+            black_box(reply.emit(&mut out).expect("fits"));
         })
     });
 }

@@ -27,8 +27,8 @@ pub fn sample_repr(data: &[u8]) -> MessageRepr<'_> {
 /// `sample_repr(data)` emitted in layout `L`.
 pub fn sample_bytes<L: Layout>(data: &[u8]) -> Vec<u8> {
     let repr = sample_repr(data);
-    let mut buf = vec![0; repr.buffer_len::<L>()];
-    repr.emit::<L>(&mut buf).expect("sample message emits");
+    let mut buf = vec![0; repr.buffer_len_in::<L>()];
+    repr.emit_in::<L>(&mut buf).expect("sample message emits");
     buf
 }
 
@@ -44,9 +44,12 @@ mod tests {
             let b64 = sample_bytes::<Layout64>(&data);
             let b32 = sample_bytes::<Layout32>(&data);
             assert_eq!(b64.len(), b32.len() + 16);
-            let m = Message::<_, Layout64>::new_checked(&b64[..]).unwrap();
-            assert_eq!((m.name(), m.data()), (NAME, &data[..]));
-            let m = Message::<_, Layout32>::new_checked(&b32[..]).unwrap();
+            let m = Message::<_, Layout64>::new_checked_in(&b64[..]).unwrap();
+            assert_eq!(
+                (m.name(), m.data()),
+                (kbus_wire::Name::new(NAME), &data[..])
+            );
+            let m = Message::<_, Layout32>::new_checked_in(&b32[..]).unwrap();
             assert_eq!(m.data().len(), size);
             let p = sample_repr(&data).pointy_header();
             assert_eq!(p.message_len(), sample_bytes::<NativeLayout>(&data).len());

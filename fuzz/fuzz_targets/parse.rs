@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn exercise<L: Layout>(data: &[u8]) {
     // Accessors never panic, checked or not.
-    let view = Message::<_, L>::new_unchecked(data);
+    let view = Message::<_, L>::new_unchecked_in(data);
     let _ = (view.id(), view.in_reply_to(), view.to(), view.from(), view.orig_from());
     let _ = (view.final_to(), view.extra(), view.flags(), view.name(), view.data());
     let _ = (view.name_ptr(), view.data_ptr(), view.final_guard(), view.total_len());
@@ -17,7 +17,7 @@ fn exercise<L: Layout>(data: &[u8]) {
     let _ = view.to_string();
     let _ = format!("{view:?}");
 
-    let Ok(msg) = Message::<_, L>::new_checked(data) else {
+    let Ok(msg) = Message::<_, L>::new_checked_in(data) else {
         return;
     };
     assert!(msg.total_len() <= data.len());
@@ -29,10 +29,10 @@ fn exercise<L: Layout>(data: &[u8]) {
     let _ = MessageRepr::stateful_request(&msg, "$.S", b"");
 
     // Emitting what was parsed gives a message that parses to the same.
-    let mut out = vec![0u8; repr.buffer_len::<L>()];
-    let n = repr.emit::<L>(&mut out).expect("parsed message re-emits");
+    let mut out = vec![0u8; repr.buffer_len_in::<L>()];
+    let n = repr.emit_in::<L>(&mut out).expect("parsed message re-emits");
     assert_eq!(n, msg.total_len());
-    let again = Message::<_, L>::new_checked(&out[..]).expect("re-emitted parses");
+    let again = Message::<_, L>::new_checked_in(&out[..]).expect("re-emitted parses");
     assert_eq!(MessageRepr::parse(&again).expect("ok"), repr);
     // Everything but padding and `extra` is byte-identical.
     assert_eq!(&out[..44], &msg.as_bytes()[..44]);

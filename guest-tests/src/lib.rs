@@ -106,6 +106,29 @@ pub fn bind(k: &Ksock, name: &str, role: Role) {
     }
 }
 
+/// Assert that `r` was refused by the Ksock itself because a send is
+/// pending ([`kbus_rustix::ErrorKind::SendPending`]), naming `pending`.
+#[track_caller]
+pub fn expect_send_pending<T: Debug>(r: Result<T, Error>, pending: MessageId, what: &str) {
+    match r {
+        Ok(v) => panic!("{what}: expected SendPending, but it succeeded with {v:?}"),
+        Err(e) => {
+            assert_eq!(
+                e.kind(),
+                &kbus_rustix::ErrorKind::SendPending,
+                "{what}: expected SendPending, got: {e}"
+            );
+            assert_eq!(e.message_id(), Some(pending), "{what}: the pending id");
+        }
+    }
+}
+
+/// A raw `write()` on the Ksock's fd, past the Ksock's own checks (to test
+/// what the module does, e.g. EALREADY in sending state).
+pub fn write_past_ksock(k: &Ksock, bytes: &[u8]) -> Result<usize, Errno> {
+    rustix::io::write(k, bytes)
+}
+
 /// A short wait for poll-based tests.
 pub const SHORT: Duration = Duration::from_millis(50);
 

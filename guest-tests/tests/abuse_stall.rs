@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use abuse_common::*;
 use kbus_guest_tests::*;
-use kbus_wire::NativeLayout;
 
 const DEV: u32 = 1;
 /// How long the `write()` attacker holds its fault (the 10 s). The
@@ -78,7 +77,7 @@ fn attacker(v: Vector) -> Forked {
         let uffd = Uffd::new(2);
         let mut content = vec![0u8; uffd.len];
         let entire = MessageRepr::announcement(SELF_NAME, b"stalled")
-            .to_vec::<NativeLayout>()
+            .to_vec()
             .unwrap();
         match v {
             Vector::Write => content[..entire.len()].copy_from_slice(&entire),

@@ -3,7 +3,7 @@
 
 use kbus_guest_tests::*;
 use kbus_rustix::{Op, RawUpdate, JUST_ASK};
-use kbus_wire::{NativeLayout, START_GUARD};
+use kbus_wire::START_GUARD;
 
 const NAME: &str = "$.Bad.Ok";
 
@@ -22,9 +22,7 @@ fn still_usable(s: &Ksock, l: &Ksock, what: &str) {
 }
 
 fn good_entire(data: &[u8]) -> Vec<u8> {
-    MessageRepr::announcement(NAME, data)
-        .to_vec::<NativeLayout>()
-        .unwrap()
+    MessageRepr::announcement(NAME, data).to_vec().unwrap()
 }
 
 fn set_u32(bytes: &mut [u8], off: usize, v: u32) {
@@ -109,7 +107,7 @@ fn pointy_messages_with_bad_pointers() {
     let repr = MessageRepr::announcement(&name[..8], &data);
     let header = repr.pointy_header();
     let good: Vec<u8> = header.as_bytes().to_vec();
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(good.clone());
+    let mut msg = Message::new_unchecked(good.clone());
 
     // A name pointer into unmapped memory: EFAULT at SEND.
     msg.set_name_ptr(0x10);
@@ -122,7 +120,7 @@ fn pointy_messages_with_bad_pointers() {
     still_usable(&s, &l, "bad name pointer");
 
     // A data pointer into unmapped memory.
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(good.clone());
+    let mut msg = Message::new_unchecked(good.clone());
     msg.set_data_ptr(0x10);
     ok(
         s.write_data(msg.header_bytes()),
@@ -132,7 +130,7 @@ fn pointy_messages_with_bad_pointers() {
     still_usable(&s, &l, "bad data pointer");
 
     // Inconsistent pointers and lengths (spec §3.5): EINVAL at write.
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(good.clone());
+    let mut msg = Message::new_unchecked(good.clone());
     msg.set_name_ptr(0);
     expect_errno(
         s.write_data(msg.header_bytes()),
@@ -140,7 +138,7 @@ fn pointy_messages_with_bad_pointers() {
         "name NULL, data not",
     );
     still_usable(&s, &l, "name NULL, data not");
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(good.clone());
+    let mut msg = Message::new_unchecked(good.clone());
     msg.set_data_ptr(0);
     expect_errno(
         s.write_data(msg.header_bytes()),
@@ -148,7 +146,7 @@ fn pointy_messages_with_bad_pointers() {
         "data NULL, data_len 6",
     );
     still_usable(&s, &l, "data NULL with data_len");
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(good.clone());
+    let mut msg = Message::new_unchecked(good.clone());
     msg.set_data_len(0);
     expect_errno(
         s.write_data(msg.header_bytes()),

@@ -340,7 +340,7 @@ fn faulty_round(f: &mut Faulty, round: u32, buf: &mut [u8]) {
         let r = match kind {
             "pointy" => f.check(OpKind::SendPointy, "A send pointy", a.send_msg(&repr)),
             "entire" => {
-                let n = repr.emit::<kbus_wire::NativeLayout>(buf).expect("emit");
+                let n = repr.emit(buf).expect("emit");
                 f.check(
                     OpKind::SendEntire,
                     "A send entire",
@@ -348,7 +348,7 @@ fn faulty_round(f: &mut Faulty, round: u32, buf: &mut [u8]) {
                 )
             }
             _ => {
-                let n = repr.emit::<kbus_wire::NativeLayout>(buf).expect("emit");
+                let n = repr.emit(buf).expect("emit");
                 // write() in pieces, then SEND.
                 let mut off = 0;
                 let mut ok = true;
@@ -583,7 +583,7 @@ fn bystander(stop: Arc<AtomicBool>, ready: Arc<AtomicBool>) -> Bystander {
     let mut n: u32 = 0;
     let mut expect_next: u32 = 0;
     let handle = |by: &mut Bystander, m: Msg, expect_next: &mut u32| -> bool {
-        match m.name() {
+        match m.name().to_str().unwrap_or("") {
             PUBLIC => by.public_seen.push(m.data().to_vec()),
             BY_NAME => {
                 let want = format!("by-{expect_next}").into_bytes();

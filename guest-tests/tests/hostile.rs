@@ -2065,8 +2065,13 @@ impl Bystander {
         };
         counts(f, &self.l, (1, 0), "after the Announcement");
         let m = recv(&self.l, &what);
-        if (m.name(), m.data(), m.id(), m.from(), m.flags().bits())
-            != (BY_ANN, &ann_data[..], a, self.r_id, 0)
+        if (
+            m.name().to_str().unwrap(),
+            m.data(),
+            m.id(),
+            m.from(),
+            m.flags().bits(),
+        ) != (BY_ANN, &ann_data[..], a, self.r_id, 0)
         {
             f.fail(&format!(
                 "{what}: Announcement {a} from {} arrived as {m}",
@@ -2080,7 +2085,8 @@ impl Bystander {
         };
         counts(f, &self.r, (1, 0), "after the Request");
         let m = recv(&self.r, &what);
-        if (m.name(), m.data(), m.id(), m.from()) != (BY_REQ, &req_data[..], q, self.l_id)
+        if (m.name().to_str().unwrap(), m.data(), m.id(), m.from())
+            != (BY_REQ, &req_data[..], q, self.l_id)
             || !m.wants_us_to_reply()
         {
             f.fail(&format!("{what}: Request {q} arrived as {m}"));
@@ -2095,8 +2101,13 @@ impl Bystander {
         counts(f, &self.r, (0, 0), "after replying");
         counts(f, &self.l, (1, 0), "after the Reply");
         let m = recv(&self.l, &what);
-        if (m.name(), m.data(), m.id(), m.in_reply_to(), m.from())
-            != (BY_REQ, &rep_data[..], p, q, self.r_id)
+        if (
+            m.name().to_str().unwrap(),
+            m.data(),
+            m.id(),
+            m.in_reply_to(),
+            m.from(),
+        ) != (BY_REQ, &rep_data[..], p, q, self.r_id)
         {
             f.fail(&format!("{what}: Reply {p} arrived as {m}"));
         }

@@ -45,8 +45,8 @@ fn message_over_the_size_limit_is_emsgsize() {
     let id = send(&s, &MessageRepr::announcement(name, &data[..fit]));
     assert_eq!(recv(&l, "max-size pointy").id(), id);
     let repr = MessageRepr::announcement(name, &data[..fit]);
-    let mut bytes = vec![0u8; repr.buffer_len::<NativeLayout>()];
-    repr.emit::<NativeLayout>(&mut bytes).unwrap();
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut bytes).unwrap();
     assert_eq!(bytes.len(), 200);
     let id = ok(s.send_entire(&bytes), "max-size entire");
     assert_eq!(recv(&l, "max-size entire").id(), id);
@@ -63,8 +63,8 @@ fn message_over_the_size_limit_is_emsgsize() {
         "{e}"
     );
     let repr = MessageRepr::announcement(name, &data[..fit + 1]);
-    let mut bytes = vec![0u8; repr.buffer_len::<NativeLayout>()];
-    repr.emit::<NativeLayout>(&mut bytes).unwrap();
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut bytes).unwrap();
     expect_errno(
         s.send_entire(&bytes),
         Errno::MSGSIZE,

@@ -21,11 +21,14 @@ fn pending_request_whose_replier_vanishes_gets_disappeared() {
     let bid = expect_errno(s2.send_msg(&b), Errno::AGAIN, "replier full")
         .message_id()
         .unwrap();
-    // EALREADY leaves the pending message intact (§13 item 7).
-    expect_errno(
-        s2.write_data(&[1, 2, 3]),
-        Errno::ALREADY,
-        "write while pending",
+    // The Ksock refuses to write while pending, without a system call;
+    // a raw write gets EALREADY, which leaves the pending message intact
+    // (§13 item 7).
+    expect_send_pending(s2.write_data(&[1, 2, 3]), bid, "write while pending");
+    assert_eq!(
+        write_past_ksock(&s2, &[1, 2, 3]),
+        Err(Errno::ALREADY),
+        "raw write"
     );
     drop(r);
     assert_eq!(recv(&s1, "GoneAway for a").in_reply_to(), a);
@@ -94,7 +97,7 @@ fn stateful_request_to_a_closing_replier_gets_gone_away() {
     drop(r);
     let m = recv(&s, "GoneAway for a stateful request (§13 item 6)");
     assert_eq!(
-        (m.name(), m.in_reply_to(), m.from()),
+        (m.name().to_str().unwrap(), m.in_reply_to(), m.from()),
         (REPLIER_GONE_AWAY, id, rid)
     );
     // And the reservation was released: the queue limit is whole again.
@@ -119,5 +122,60 @@ fn stateful_request_to_an_unbinding_replier_gets_unbound() {
     );
     ok(r.unbind("$.Pend.StateUnb", Role::Replier), "unbind");
     let m = recv(&s, "Unbound for a stateful request (§13 item 6)");
-    assert_eq!((m.name(), m.in_reply_to()), (REPLIER_UNBOUND, id));
+    assert_eq!(
+        (m.name().to_str().unwrap(), m.in_reply_to()),
+        (REPLIER_UNBOUND, id)
+    );
+}
+
+/// Issue 10: on some modules a `write()` in sending state frees the pending
+/// message (spec §12 item 7), so the Ksock tracks the pending state and
+/// refuses every write while it lasts; `send()`, `discard()` and a writable
+/// poll end it.
+#[test]
+fn the_ksock_refuses_to_write_while_a_send_is_pending() {
+    let l = open_rw(0);
+    let s = open_rw(0);
+    bind(&l, "$.Pend.Refuse", Role::Listener);
+    ok(l.set_max_messages(1), "MAXMSGS 1");
+    send(&s, &MessageRepr::announcement("$.Pend.Refuse", b"filler"));
+    let mut m = MessageRepr::announcement("$.Pend.Refuse", b"waits");
+    m.flags |= Flags::ALL_OR_WAIT;
+    let id = expect_errno(s.send_msg(&m), Errno::AGAIN, "listener full")
+        .message_id()
+        .unwrap();
+    assert_eq!(s.pending_send(), Some(id));
+    let other = MessageRepr::announcement("$.Pend.Refuse", b"other");
+    expect_send_pending(s.send_msg(&other), id, "send_msg while pending");
+    let bytes = other.to_vec().unwrap();
+    expect_send_pending(s.send_entire(&bytes), id, "send_entire while pending");
+    expect_send_pending(s.write_data(&bytes), id, "write_data while pending");
+    let e = s.send_msg(&other).unwrap_err();
+    assert!(e.to_string().contains("pending"), "{e}");
+    // No write reached the module: the pending message is still there and
+    // still the last one sent.
+    assert_eq!(ok(s.last_msg_id(), "LASTSENT"), id);
+    // send() retries it: still full, so still pending.
+    assert_eq!(
+        expect_errno(s.send(), Errno::AGAIN, "retry while full").message_id(),
+        Some(id)
+    );
+    assert_eq!(s.pending_send(), Some(id));
+    // Room: send() delivers it and ends the pending state.
+    assert_eq!(recv(&l, "filler").data(), b"filler");
+    assert_eq!(ok(s.send(), "retry with room"), id);
+    assert_eq!(s.pending_send(), None);
+    assert_eq!(recv(&l, "the pending one").id(), id);
+    // Pending again, ended by discard(): nothing is delivered.
+    send(&s, &MessageRepr::announcement("$.Pend.Refuse", b"filler 2"));
+    let id2 = expect_errno(s.send_msg(&m), Errno::AGAIN, "full again")
+        .message_id()
+        .unwrap();
+    expect_send_pending(s.send_msg(&other), id2, "refused again");
+    ok(s.discard(), "DISCARD");
+    assert_eq!(s.pending_send(), None);
+    assert_eq!(recv(&l, "filler 2").data(), b"filler 2");
+    let id3 = send(&s, &other);
+    assert_eq!(recv(&l, "sent after discard").id(), id3);
+    assert_empty(&l, "the discarded one never arrives");
 }

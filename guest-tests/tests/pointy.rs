@@ -2,12 +2,13 @@
 //! kmod/README decision 10: our module copies exactly `name_len` name bytes
 //! and `data_len` data bytes at SEND, so a name that ends exactly at the end
 //! of a mapped page, with the next page inaccessible, can be sent; one byte
-//! more is EFAULT).
+//! more is EFAULT). Modules in the field read the byte after the name too;
+//! `send_msg` therefore sends such a name from a NUL-terminated stack copy
+//! (issue 10), which the first test exercises on every module.
 
 use std::ptr::null_mut;
 
 use kbus_guest_tests::*;
-use kbus_wire::NativeLayout;
 use rustix::mm::{mmap_anonymous, mprotect, MapFlags, MprotectFlags, ProtFlags};
 
 /// The last `len` bytes of a fresh read/write page whose next page is
@@ -45,13 +46,16 @@ fn a_name_ending_at_the_end_of_a_page_is_sent() {
     let name = std::str::from_utf8(area).unwrap();
     let id = send(&s, &MessageRepr::announcement(name, b"some data"));
     let m = recv(&l, "name at the page end");
-    assert_eq!((m.id(), m.name(), m.data()), (id, NAME, &b"some data"[..]));
+    assert_eq!(
+        (m.id(), m.name().to_str().unwrap(), m.data()),
+        (id, NAME, &b"some data"[..])
+    );
     // And as a Request, so the name is copied for the Replier too.
     let r = open_rw(0);
     bind(&r, NAME, Role::Replier);
     let rid = send(&s, &MessageRepr::request(name, b""));
     let m = recv(&r, "request with its name at the page end");
-    assert_eq!((m.id(), m.name()), (rid, NAME));
+    assert_eq!((m.id(), m.name().to_str().unwrap()), (rid, NAME));
     assert!(m.wants_us_to_reply());
     send(&r, &MessageRepr::reply_to(&m, b"").unwrap());
     assert_eq!(recv(&s, "reply").in_reply_to(), rid);
@@ -81,7 +85,10 @@ fn data_and_name_ending_at_the_end_of_a_page_are_sent() {
     let name = std::str::from_utf8(n).unwrap();
     let id = send(&s, &MessageRepr::announcement(name, d));
     let m = recv(&l, "data and name at the page end");
-    assert_eq!((m.id(), m.name(), m.data()), (id, NAME, &data[..]));
+    assert_eq!(
+        (m.id(), m.name().to_str().unwrap(), m.data()),
+        (id, NAME, &data[..])
+    );
     assert_empty(&l, "done");
 }
 
@@ -91,9 +98,7 @@ fn an_entire_message_ending_at_the_end_of_a_page_is_sent() {
     let l = open_ro(0);
     let s = open_rw(0);
     bind(&l, NAME, Role::Listener);
-    let bytes = MessageRepr::announcement(NAME, b"abc")
-        .to_vec::<NativeLayout>()
-        .unwrap();
+    let bytes = MessageRepr::announcement(NAME, b"abc").to_vec().unwrap();
     let area = before_a_hole(bytes.len());
     area.copy_from_slice(&bytes);
     let id = ok(s.send_entire(area), "write + SEND");
@@ -116,7 +121,7 @@ fn one_byte_into_the_hole_is_efault() {
     // The name pointer stays, its length runs one byte into the hole.
     let repr = MessageRepr::announcement(name, b"x");
     let header = repr.pointy_header();
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(header.as_bytes().to_vec());
+    let mut msg = Message::new_unchecked(header.as_bytes().to_vec());
     msg.set_name_len(NAME.len() as u32 + 1);
     ok(s.write_data(msg.header_bytes()), "header");
     expect_errno(s.send(), Errno::FAULT, "name one byte into the hole");
@@ -125,7 +130,7 @@ fn one_byte_into_the_hole_is_efault() {
     area.copy_from_slice(b"abcdefgh");
     let repr = MessageRepr::announcement(NAME, area);
     let header = repr.pointy_header();
-    let mut msg = Message::<_, NativeLayout>::new_unchecked(header.as_bytes().to_vec());
+    let mut msg = Message::new_unchecked(header.as_bytes().to_vec());
     msg.set_data_len(9);
     ok(s.write_data(msg.header_bytes()), "header");
     expect_errno(s.send(), Errno::FAULT, "data one byte into the hole");

@@ -36,7 +36,7 @@ fn poll_with_a_timeout() {
 
     let mut buf = [0u8; 128];
     let t = Instant::now();
-    assert!(ok(l.wait_for_msg(&mut buf, Some(SHORT)), "wait").is_none());
+    assert!(ok(l.wait_for_msg_timeout(&mut buf, SHORT), "wait").is_none());
     assert!(t.elapsed() >= SHORT);
 }
 
@@ -58,7 +58,7 @@ fn poll_without_a_timeout_wakes_on_delivery() {
     );
     let id = sender.join().unwrap();
     let mut buf = [0u8; 128];
-    let m = ok(l.wait_for_msg(&mut buf, None), "wait_for_msg").expect("readable");
+    let m = ok(l.wait_for_msg(&mut buf), "wait_for_msg");
     assert_eq!((m.id(), m.data()), (id, &b"wake up"[..]));
 }
 
@@ -72,7 +72,7 @@ fn wait_for_msg_without_a_timeout() {
         send(&s, &MessageRepr::announcement("$.Poll.Wait", b"hi"))
     });
     let mut buf = [0u8; 128];
-    let m = ok(l.wait_for_msg(&mut buf, None), "wait_for_msg").expect("a message");
+    let m = ok(l.wait_for_msg(&mut buf), "wait_for_msg");
     assert_eq!(m.id(), sender.join().unwrap());
 }
 
@@ -88,18 +88,21 @@ fn pending_send_finishes_when_the_listener_makes_room() {
     let id = expect_errno(s.send_msg(&m), Errno::AGAIN, "pending")
         .message_id()
         .unwrap();
-    expect_errno(
-        s.write_data(&[0u8; 4]),
-        Errno::ALREADY,
-        "write while pending",
+    expect_send_pending(s.write_data(&[0u8; 4]), id, "write while pending");
+    assert_eq!(
+        write_past_ksock(&s, &[0u8; 4]),
+        Err(Errno::ALREADY),
+        "raw write"
     );
     assert_eq!(
         ok(s.poll(Ready::WRITE, Some(Duration::ZERO)), "poll"),
         Ready::default()
     );
+    assert_eq!(s.pending_send(), Some(id), "still pending after a poll");
     recv(&l, "first");
     // Room now: a poll for writable retries and finishes the send.
     assert_eq!(ok(s.poll(Ready::WRITE, Some(SHORT)), "poll"), Ready::WRITE);
+    assert_eq!(s.pending_send(), None, "a writable poll ends it");
     let got = recv(&l, "the pending message");
     assert_eq!((got.id(), got.data()), (id, &b"2"[..]));
     assert!(got.flags().contains(Flags::ALL_OR_WAIT));

@@ -119,7 +119,7 @@ fn proc_stats_byte_for_byte() {
     recv(&c, "listener copy of the Request");
     // a writes the first bytes of an entire message.
     let entire = MessageRepr::announcement("$.Stats.News", b"ab")
-        .to_vec::<NativeLayout>()
+        .to_vec()
         .unwrap();
     assert_eq!(entire.len(), H + 16 + 4 + 4);
     ok(a.write_data(&entire[..H + 3]), "write");

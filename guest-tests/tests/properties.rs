@@ -78,7 +78,7 @@ fn every_request_gets_exactly_one_answer() {
                     }
                     for _ in 0..rng.below(20) {
                         let Some(m) = ok(
-                            r.wait_for_msg(&mut buf, Some(Duration::from_millis(2))),
+                            r.wait_for_msg_timeout(&mut buf, Duration::from_millis(2)),
                             "wait",
                         ) else {
                             continue;

@@ -135,7 +135,7 @@ fn replier_precedence() {
     ] {
         let id = send(&s, &MessageRepr::request(name, b""));
         let m = recv(who, name);
-        assert_eq!((m.name(), m.id()), (name, id));
+        assert_eq!((m.name().to_str().unwrap(), m.id()), (name, id));
         assert!(m.wants_us_to_reply());
         for other in [&r1, &r2, &r3] {
             assert_empty(other, &format!("only one replier gets {name}"));

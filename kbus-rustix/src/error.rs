@@ -56,6 +56,8 @@ pub enum Op {
     Poll,
     /// Reading or parsing `/proc/kbus/bindings`.
     ReadBindings,
+    /// Building or checking a message in memory (no system call).
+    Message,
 }
 
 impl Op {
@@ -85,6 +87,7 @@ impl Op {
             Op::Read => "read",
             Op::Poll => "poll",
             Op::ReadBindings => "/proc/kbus/bindings",
+            Op::Message => "message",
         }
     }
 }
@@ -101,9 +104,16 @@ impl fmt::Display for Op {
 pub enum ErrorKind {
     /// The system call failed with this errno.
     Os(Errno),
-    /// The caller's buffer is smaller than the message (`needed` bytes). The
-    /// message stays current and unread: grow the buffer and call
-    /// [`Ksock::read_msg`](crate::Ksock::read_msg).
+    /// The caller's buffer is smaller than the message (`needed` bytes).
+    /// Nothing was read and the message stays current. Recover by either
+    ///
+    /// * growing: read it with a buffer of at least `needed` bytes through
+    ///   [`Ksock::read_msg`](crate::Ksock::read_msg), or
+    /// * skipping: the next [`Ksock::next_msg`](crate::Ksock::next_msg) (or
+    ///   `read_next_msg`) drops it and pops the one after.
+    ///
+    /// [`DEFAULT_MAX_MESSAGE_LEN`](crate::DEFAULT_MAX_MESSAGE_LEN) bytes are
+    /// always enough on a device with the default maximum message size.
     BufferTooSmall {
         /// Bytes the message needs.
         needed: usize,
@@ -114,6 +124,20 @@ pub enum ErrorKind {
     BadMessage(kbus_wire::Error),
     /// A line of `/proc/kbus/bindings` could not be parsed.
     BadBindingsLine,
+    /// Refused without a system call: this Ksock has an ALL_OR_WAIT message
+    /// pending (a SEND returned EAGAIN; [`Error::message_id`] has its id),
+    /// and on some modules a `write()` in that state destroys it. End the
+    /// pending state first: poll for writable
+    /// ([`Ksock::poll`](crate::Ksock::poll)), then
+    /// [`send`](crate::Ksock::send) to retry or
+    /// [`discard`](crate::Ksock::discard).
+    SendPending,
+    /// An async wait ran out of time
+    /// ([`AsyncKsock::request`](crate::tokio::AsyncKsock::request)).
+    TimedOut,
+    /// Building or checking a message failed (e.g. `MessageRepr::reply_to`
+    /// on a message that is not ours to answer); no system call was made.
+    Message(kbus_wire::Error),
 }
 
 /// A KBUS operation failed.
@@ -204,7 +228,9 @@ fn meaning(op: Op, e: Errno) -> Option<&'static str> {
             "Replier bind events are being reported and a Listener of $.KBUS.ReplierBindEvent has a full queue; try again later"
         }
         (Unbind, Errno::INVAL) => "this Ksock holds no such binding (same name and same role)",
-        (Send, Errno::NOMSG) => "there is no message to send: nothing was written (or it was discarded)",
+        (Send, Errno::NOMSG) => {
+            "there is no message to send: nothing was written, it was discarded, or a poll already finished the pending one"
+        }
         (Send, Errno::INVAL) => "the message written so far is incomplete",
         (Send | Write, Errno::BADMSG) => "invalid message name, or a wildcard name",
         (Send, Errno::NOLCK) => {
@@ -223,10 +249,10 @@ fn meaning(op: Op, e: Errno) -> Option<&'static str> {
             "a recipient's queue is full (the Replier's or Reply target's, or a Listener's with ALL_OR_FAIL); nothing was sent"
         }
         (Send, Errno::AGAIN) => {
-            "a recipient's queue is full and ALL_OR_WAIT was set: the message is pending; poll for writable, send again, or discard"
+            "a recipient's queue is full and ALL_OR_WAIT was set: the message is pending; poll for writable (the module retries it), SEND to retry, or DISCARD; write nothing before that"
         }
         (Write, Errno::ALREADY) => {
-            "an earlier send is still pending (it returned EAGAIN): send again or discard first"
+            "the Ksock is in sending state (an earlier SEND returned EAGAIN); on some modules this write has freed the pending message, so a SEND now gives ENOMSG: DISCARD before writing again"
         }
         (Write, Errno::MSGSIZE) => {
             "message larger than the device's maximum message size, or bytes written after a complete message"
@@ -273,6 +299,11 @@ impl fmt::Display for Error {
             )?,
             ErrorKind::BadMessage(e) => write!(f, "malformed message read back: {e}")?,
             ErrorKind::BadBindingsLine => f.write_str("a line does not have the format of spec §8.1")?,
+            ErrorKind::SendPending => f.write_str(
+                "an earlier ALL_OR_WAIT send is still pending, so nothing was written: poll for writable, then send() to retry or discard()",
+            )?,
+            ErrorKind::Message(e) => write!(f, "{e}")?,
+            ErrorKind::TimedOut => f.write_str("timed out waiting for the answer")?,
         }
         if let Some(id) = self.id {
             write!(f, " [message id {id}]")?;
@@ -325,9 +356,20 @@ impl fmt::Display for ErrnoName {
 impl core::error::Error for Error {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match &self.kind {
-            ErrorKind::BadMessage(e) => Some(e),
+            ErrorKind::BadMessage(e) | ErrorKind::Message(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// `?` on a `kbus_wire` result (e.g. [`MessageRepr::reply_to`]) in a
+/// function returning this crate's [`Result`]: [`ErrorKind::Message`], with
+/// the operation [`Op::Message`].
+///
+/// [`MessageRepr::reply_to`]: kbus_wire::MessageRepr::reply_to
+impl From<kbus_wire::Error> for Error {
+    fn from(e: kbus_wire::Error) -> Self {
+        Error::new(Op::Message, ErrorKind::Message(e))
     }
 }
 

@@ -1,9 +1,10 @@
 //! [`Ksock`]: one open KBUS device file (spec §1, §9.1).
 
 use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
-use kbus_wire::{Message, MessageId, MessageRepr};
+use kbus_wire::{Message, MessageId, MessageRepr, Name, MAX_NAME_LEN};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use rustix::io::Errno;
@@ -111,13 +112,58 @@ pub const JUST_ASK: u32 = 0xFFFF_FFFF;
 /// written and one being read (spec §2.4). Closed on drop.
 ///
 /// All methods take `&self`: a Ksock is a file descriptor and the module
-/// serialises everything, like `&File` implementing `Read`. Reading never
+/// serialises every call, like `&File` implementing `Read`. Reading never
 /// allocates: messages are read into the caller's buffer.
+///
+/// The module assembles one outgoing message and holds one current read
+/// message per Ksock, so threads sharing a Ksock must not interleave a send
+/// (write + SEND) with another, nor NEXTMSG + read with another: serialise
+/// them, or use one Ksock per thread. The `tokio` feature's `AsyncKsock`
+/// does this for its tasks.
 pub struct Ksock {
     fd: OwnedFd,
     device: Option<u32>,
     mode: Mode,
+    pending: Pending,
 }
+
+/// The sending state (spec §5.9) as this Ksock last saw it: set when a SEND
+/// returns EAGAIN, cleared by [`Ksock::send`], [`Ksock::discard`] and a
+/// [`Ksock::poll`] that reports writable. While it is set, nothing is
+/// written: on some deployed modules a `write()` in sending state frees the
+/// pending message while the Ksock stays in sending state, after which SEND
+/// gives ENOMSG and a poll crashes the kernel (spec §12 item 7).
+#[derive(Default)]
+struct Pending {
+    on: AtomicBool,
+    network_id: AtomicU32,
+    serial_num: AtomicU32,
+}
+
+impl Pending {
+    fn get(&self) -> Option<MessageId> {
+        self.on.load(Ordering::Acquire).then(|| {
+            MessageId::new(
+                self.network_id.load(Ordering::Relaxed),
+                self.serial_num.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    fn set(&self, id: MessageId) {
+        self.network_id.store(id.network_id, Ordering::Relaxed);
+        self.serial_num.store(id.serial_num, Ordering::Relaxed);
+        self.on.store(true, Ordering::Release);
+    }
+
+    fn clear(&self) {
+        self.on.store(false, Ordering::Release);
+    }
+}
+
+/// Every Linux page size is a multiple of this, so a name whose end is not a
+/// multiple of it cannot end a page.
+const MIN_PAGE_SIZE: usize = 4096;
 
 fn id_from([network_id, serial_num]: [u32; 2]) -> MessageId {
     MessageId::new(network_id, serial_num)
@@ -127,6 +173,7 @@ impl Ksock {
     /// Open `/dev/kbus<which>` (Python `Ksock(which, mode)`).
     ///
     /// ENOENT means there is no such device.
+    #[doc(alias = "Ksock")]
     pub fn open(which: u32, mode: Mode) -> Result<Ksock> {
         let mut buf = [0u8; 24];
         let path = device_path(which, &mut buf);
@@ -136,16 +183,23 @@ impl Ksock {
             fd,
             device: Some(which),
             mode,
+            pending: Pending::default(),
         })
     }
 
     /// Open a KBUS device node by path (e.g. a node made elsewhere). The
     /// device number shown by `Display` is taken from the trailing digits.
+    #[doc(alias = "Ksock")]
     pub fn open_path<P: rustix::path::Arg>(path: P, mode: Mode) -> Result<Ksock> {
         let device = path.as_str().ok().and_then(trailing_number);
         let fd = rustix::fs::open(path, mode.oflags(), rustix::fs::Mode::empty())
             .map_err(|e| Error::os(Op::Open, e))?;
-        Ok(Ksock { fd, device, mode })
+        Ok(Ksock {
+            fd,
+            device,
+            mode,
+            pending: Pending::default(),
+        })
     }
 
     /// The device number this Ksock was opened on, if known.
@@ -160,6 +214,7 @@ impl Ksock {
 
     /// Close it (the same as dropping it). Closing unbinds everything and
     /// generates GoneAway / Ignored answers for Requests it held (spec §7.7).
+    #[doc(alias = "__exit__")]
     pub fn close(self) {
         drop(self.fd);
     }
@@ -171,6 +226,7 @@ impl Ksock {
     /// EBADMSG: invalid name; EADDRINUSE: that exact string already has a
     /// Replier; EAGAIN: reporting Replier binds and a bind-event Listener is
     /// full.
+    #[doc(alias = "KBUS_IOC_BIND")]
     pub fn bind(&self, name: impl AsRef<[u8]>, role: Role) -> Result<()> {
         self.bind_raw(name.as_ref(), role.is_replier())
     }
@@ -178,25 +234,29 @@ impl Ksock {
     /// UNBIND a binding made with the same name and role. EINVAL if there
     /// is none. Queued messages that came through it are removed (queued
     /// Requests answered with `$.KBUS.Replier.Unbound`).
+    #[doc(alias = "KBUS_IOC_UNBIND")]
     pub fn unbind(&self, name: impl AsRef<[u8]>, role: Role) -> Result<()> {
         self.unbind_raw(name.as_ref(), role.is_replier())
     }
 
     /// BIND with a raw `is_replier` value (the module stores it raw and
     /// UNBIND must repeat it, spec §7.1).
+    #[doc(alias = "KBUS_IOC_BIND")]
+    #[doc(alias = "bind")]
     pub fn bind_raw(&self, name: &[u8], is_replier: u32) -> Result<()> {
-        sys::bind_or_unbind::<{ sys::BIND }>(self.fd(), is_replier, name)
-            .map_err(|e| Error::os(Op::Bind, e))
+        sys::bind(self.fd(), is_replier, name).map_err(|e| Error::os(Op::Bind, e))
     }
 
     /// UNBIND with a raw `is_replier` value.
+    #[doc(alias = "KBUS_IOC_UNBIND")]
+    #[doc(alias = "unbind")]
     pub fn unbind_raw(&self, name: &[u8], is_replier: u32) -> Result<()> {
-        sys::bind_or_unbind::<{ sys::UNBIND }>(self.fd(), is_replier, name)
-            .map_err(|e| Error::os(Op::Unbind, e))
+        sys::unbind(self.fd(), is_replier, name).map_err(|e| Error::os(Op::Unbind, e))
     }
 
     /// REPLIER: the id of the Ksock bound as Replier to exactly `name`
     /// (wildcard Repliers that would match are not considered), or `None`.
+    #[doc(alias = "KBUS_IOC_REPLIER")]
     pub fn find_replier(&self, name: impl AsRef<[u8]>) -> Result<Option<u32>> {
         sys::find_replier(self.fd(), name.as_ref()).map_err(|e| Error::os(Op::FindReplier, e))
     }
@@ -204,12 +264,14 @@ impl Ksock {
     // ---- simple queries ---------------------------------------------------
 
     /// KSOCKID: this Ksock's id (non-zero, unique per device).
+    #[doc(alias = "KBUS_IOC_KSOCKID")]
     pub fn ksock_id(&self) -> Result<u32> {
-        sys::get_u32::<{ sys::KSOCKID }>(self.fd()).map_err(|e| Error::os(Op::KsockId, e))
+        sys::ksock_id(self.fd()).map_err(|e| Error::os(Op::KsockId, e))
     }
 
     /// LASTSENT: the id of the last message this Ksock tried to send
     /// (`[0:0]` if none).
+    #[doc(alias = "KBUS_IOC_LASTSENT")]
     pub fn last_msg_id(&self) -> Result<MessageId> {
         sys::last_sent(self.fd())
             .map(id_from)
@@ -217,77 +279,99 @@ impl Ksock {
     }
 
     /// NUMMSGS: messages in the queue (plus set-aside bind events).
+    #[doc(alias = "KBUS_IOC_NUMMSGS")]
     pub fn num_messages(&self) -> Result<u32> {
-        sys::get_u32::<{ sys::NUMMSGS }>(self.fd()).map_err(|e| Error::os(Op::NumMessages, e))
+        sys::num_msgs(self.fd()).map_err(|e| Error::os(Op::NumMessages, e))
     }
 
     /// UNREPLIEDTO: Requests popped with WANT_YOU_TO_REPLY, not yet answered.
+    #[doc(alias = "KBUS_IOC_UNREPLIEDTO")]
     pub fn num_unreplied_to(&self) -> Result<u32> {
-        sys::get_u32::<{ sys::UNREPLIEDTO }>(self.fd())
-            .map_err(|e| Error::os(Op::NumUnrepliedTo, e))
+        sys::unreplied_to(self.fd()).map_err(|e| Error::os(Op::NumUnrepliedTo, e))
     }
 
     /// LENLEFT: bytes of the current read message not yet read (0 if none).
+    ///
+    /// This project's module reports the true remainder at every point. Some
+    /// modules in the field (the original among them, spec §6.3 and §12
+    /// item 5) report a different number while the *data* part is being
+    /// read with [`read_data`](Self::read_data): `ENTIRE − 4 × data bytes
+    /// read`. Before the first read of a message and after its data the
+    /// value is right on every module, which is all
+    /// [`read_msg`](Self::read_msg) relies on.
+    #[doc(alias = "KBUS_IOC_LENLEFT")]
     pub fn len_left(&self) -> Result<usize> {
-        sys::get_u32::<{ sys::LENLEFT }>(self.fd())
+        sys::len_left(self.fd())
             .map(|n| n as usize)
             .map_err(|e| Error::os(Op::LenLeft, e))
     }
 
     /// NEWDEVICE: create the next KBUS device; returns its number. Its node
     /// may take a moment to appear.
+    #[doc(alias = "KBUS_IOC_NEWDEVICE")]
     pub fn new_device(&self) -> Result<u32> {
-        sys::get_u32::<{ sys::NEWDEVICE }>(self.fd()).map_err(|e| Error::os(Op::NewDevice, e))
+        sys::new_device(self.fd()).map_err(|e| Error::os(Op::NewDevice, e))
     }
 
     /// RESET: does nothing (kept for completeness).
+    #[doc(alias = "KBUS_IOC_RESET")]
     pub fn reset(&self) -> Result<()> {
-        sys::no_arg::<{ sys::RESET }>(self.fd()).map_err(|e| Error::os(Op::Reset, e))
+        sys::reset(self.fd()).map_err(|e| Error::os(Op::Reset, e))
     }
 
     // ---- settings ---------------------------------------------------------
 
     /// One of the `u32` in/out ioctls with a raw value (spec §3.11–3.12).
+    #[doc(alias = "KBUS_IOC_MAXMSGS")]
+    #[doc(alias = "KBUS_IOC_MSGONLYONCE")]
+    #[doc(alias = "KBUS_IOC_VERBOSE")]
+    #[doc(alias = "KBUS_IOC_REPORTREPLIERBINDS")]
+    #[doc(alias = "KBUS_IOC_MAXMSGSIZE")]
     pub fn raw_update(&self, which: RawUpdate, value: u32) -> Result<u32> {
         let fd = self.fd();
         match which {
-            RawUpdate::MaxMessages => sys::update_u32::<{ sys::MAXMSGS }>(fd, value)
-                .map_err(|e| Error::os(Op::MaxMessages, e)),
-            RawUpdate::MessagesOnce => sys::update_u32::<{ sys::MSGONLYONCE }>(fd, value)
-                .map_err(|e| Error::os(Op::MessagesOnce, e)),
-            RawUpdate::Verbose => sys::update_u32::<{ sys::VERBOSE }>(fd, value)
-                .map_err(|e| Error::os(Op::Verbose, e)),
-            RawUpdate::ReportReplierBinds => {
-                sys::update_u32::<{ sys::REPORTREPLIERBINDS }>(fd, value)
-                    .map_err(|e| Error::os(Op::ReportReplierBinds, e))
+            RawUpdate::MaxMessages => {
+                sys::max_msgs(fd, value).map_err(|e| Error::os(Op::MaxMessages, e))
             }
-            RawUpdate::MaxMessageSize => sys::update_u32::<{ sys::MAXMSGSIZE }>(fd, value)
-                .map_err(|e| Error::os(Op::MaxMessageSize, e)),
+            RawUpdate::MessagesOnce => {
+                sys::msg_only_once(fd, value).map_err(|e| Error::os(Op::MessagesOnce, e))
+            }
+            RawUpdate::Verbose => sys::verbose(fd, value).map_err(|e| Error::os(Op::Verbose, e)),
+            RawUpdate::ReportReplierBinds => sys::report_replier_binds(fd, value)
+                .map_err(|e| Error::os(Op::ReportReplierBinds, e)),
+            RawUpdate::MaxMessageSize => {
+                sys::max_msg_size(fd, value).map_err(|e| Error::os(Op::MaxMessageSize, e))
+            }
         }
     }
 
     /// MAXMSGS query: this Ksock's queue limit (default 100).
+    #[doc(alias = "KBUS_IOC_MAXMSGS")]
     pub fn max_messages(&self) -> Result<u32> {
         self.raw_update(RawUpdate::MaxMessages, 0)
     }
 
     /// MAXMSGS: set the queue limit (≥ 1; 0 only asks); returns the result.
+    #[doc(alias = "KBUS_IOC_MAXMSGS")]
     pub fn set_max_messages(&self, count: u32) -> Result<u32> {
         self.raw_update(RawUpdate::MaxMessages, count)
     }
 
     /// MAXMSGSIZE query: the device's current maximum message size.
+    #[doc(alias = "KBUS_IOC_MAXMSGSIZE")]
     pub fn max_message_size(&self) -> Result<u32> {
         self.raw_update(RawUpdate::MaxMessageSize, 0)
     }
 
     /// MAXMSGSIZE query: the absolute maximum the device can be set to.
+    #[doc(alias = "KBUS_IOC_MAXMSGSIZE")]
     pub fn abs_max_message_size(&self) -> Result<u32> {
         self.raw_update(RawUpdate::MaxMessageSize, 1)
     }
 
     /// MAXMSGSIZE: set the device's maximum (100..=absolute maximum, EINVAL
     /// otherwise); returns it. Affects headers written afterwards.
+    #[doc(alias = "KBUS_IOC_MAXMSGSIZE")]
     pub fn set_max_message_size(&self, size: u32) -> Result<u32> {
         self.raw_update(RawUpdate::MaxMessageSize, size)
     }
@@ -298,22 +382,28 @@ impl Ksock {
 
     /// MSGONLYONCE: receive only one copy of a message however many of
     /// this Ksock's bindings match. Returns the previous state.
+    #[doc(alias = "KBUS_IOC_MSGONLYONCE")]
     pub fn want_messages_once(&self, only_once: bool) -> Result<bool> {
         self.flag(RawUpdate::MessagesOnce, u32::from(only_once))
     }
 
     /// MSGONLYONCE "just ask": the current state.
+    #[doc(alias = "KBUS_IOC_MSGONLYONCE")]
+    #[doc(alias = "want_messages_once")]
     pub fn query_want_messages_once(&self) -> Result<bool> {
         self.flag(RawUpdate::MessagesOnce, JUST_ASK)
     }
 
     /// VERBOSE: the device's kernel debug logging. Returns the previous
     /// state.
+    #[doc(alias = "KBUS_IOC_VERBOSE")]
     pub fn kernel_module_verbose(&self, verbose: bool) -> Result<bool> {
         self.flag(RawUpdate::Verbose, u32::from(verbose))
     }
 
     /// VERBOSE "just ask": the current state.
+    #[doc(alias = "KBUS_IOC_VERBOSE")]
+    #[doc(alias = "kernel_module_verbose")]
     pub fn query_kernel_module_verbose(&self) -> Result<bool> {
         self.flag(RawUpdate::Verbose, JUST_ASK)
     }
@@ -322,11 +412,14 @@ impl Ksock {
     /// unbinds as `$.KBUS.ReplierBindEvent`. Turning it on also queues, on
     /// this Ksock only, one bind event per existing Replier binding (EBUSY if
     /// this Ksock's queue fills). Returns the previous state.
+    #[doc(alias = "KBUS_IOC_REPORTREPLIERBINDS")]
     pub fn report_replier_binds(&self, report: bool) -> Result<bool> {
         self.flag(RawUpdate::ReportReplierBinds, u32::from(report))
     }
 
     /// REPORTREPLIERBINDS "just ask": the current state.
+    #[doc(alias = "KBUS_IOC_REPORTREPLIERBINDS")]
+    #[doc(alias = "report_replier_binds")]
     pub fn query_report_replier_binds(&self) -> Result<bool> {
         self.flag(RawUpdate::ReportReplierBinds, JUST_ASK)
     }
@@ -338,58 +431,113 @@ impl Ksock {
     /// then SENDs; the module copies name and data during SEND. Returns the
     /// id KBUS gave the message (spec §5.2).
     ///
-    /// This project's `kbus.ko` copies exactly `name_len` name bytes. The
-    /// original module also read the byte after the name, so with it a name
-    /// ending exactly at the end of a mapping gives EFAULT; borrow the name
-    /// from a NUL-terminated string (`&"$.Fred\0"[..6]`) to avoid that.
+    /// Some modules (the original among them) copy one byte more than the
+    /// name, where a C string's NUL would be (spec §5.2 step 4). When the
+    /// name's last byte is the last byte of a page, that byte may not be
+    /// readable, so then (and only then) the name is first copied to a stack
+    /// buffer with a trailing NUL; otherwise nothing is copied.
     ///
-    /// With ALL_OR_WAIT, EAGAIN means the message is pending: the error's
-    /// [`Error::message_id`] has its id; poll for writable, [`send`](Self::send)
-    /// again or [`discard`](Self::discard).
+    /// With ALL_OR_WAIT, EAGAIN means the message is pending (the error's
+    /// [`Error::message_id`] has its id): poll for writable (the module
+    /// retries it then), [`send`](Self::send) to retry, or
+    /// [`discard`](Self::discard). Until one of those ends the pending
+    /// state, this Ksock refuses to write (`send_msg`, `write_msg`,
+    /// `send_entire`, `write_data`) with [`ErrorKind::SendPending`] and
+    /// makes no system call: on some modules such a write would destroy the
+    /// pending message.
+    #[doc(alias = "KBUS_IOC_SEND")]
+    #[doc(alias = "write")]
     pub fn send_msg(&self, msg: &MessageRepr<'_>) -> Result<MessageId> {
-        let header = msg.pointy_header();
+        self.refuse_if_pending()?;
+        let name = msg.name.as_bytes();
+        let mut copy;
+        let mut local = *msg;
+        if ends_a_page(name) {
+            copy = [0u8; MAX_NAME_LEN + 1];
+            let (head, _nul) = copy.split_at_mut(name.len());
+            head.copy_from_slice(name);
+            local.name = Name::from_bytes(head);
+        }
+        let header = local.pointy_header();
         let mut raw = [0u32; 2];
-        match sys::send_pointy(self.fd(), &header, &mut raw) {
+        let result = sys::send_pointy(self.fd(), &header, &mut raw);
+        match result {
             Ok(()) => Ok(id_from(raw)),
-            Err((op, e)) => Err(send_error(op, e, raw)),
+            Err((op, e)) => Err(self.send_error(op, e, raw)),
         }
     }
 
+    fn refuse_if_pending(&self) -> Result<()> {
+        match self.pending.get() {
+            None => Ok(()),
+            Some(id) => Err(Error::new(Op::Write, ErrorKind::SendPending).with_id(id)),
+        }
+    }
+
+    /// The id of the ALL_OR_WAIT message this Ksock has pending (a SEND
+    /// returned EAGAIN and neither [`send`](Self::send),
+    /// [`discard`](Self::discard) nor a writable [`poll`](Self::poll) has
+    /// ended it yet), if any. No system call.
+    pub fn pending_send(&self) -> Option<MessageId> {
+        self.pending.get()
+    }
+
     /// Write an entire message: exactly its `ENTIRE()` bytes (spec §3.4).
-    /// Follow with [`send`](Self::send).
+    /// Follow with [`send`](Self::send). Refused while a send is pending
+    /// (see [`send_msg`](Self::send_msg)).
+    #[doc(alias = "write")]
     pub fn write_msg<T: AsRef<[u8]>>(&self, msg: &Message<T>) -> Result<()> {
         self.write_all(msg.as_bytes())
     }
 
-    /// Write `bytes` (an entire message) and SEND them.
+    /// Write `bytes` (an entire message) and SEND them. Refused while a
+    /// send is pending (see [`send_msg`](Self::send_msg)).
+    #[doc(alias = "KBUS_IOC_SEND")]
+    #[doc(alias = "write_msg")]
+    #[doc(alias = "send")]
     pub fn send_entire(&self, bytes: &[u8]) -> Result<MessageId> {
         self.write_all(bytes)?;
         self.send()
     }
 
-    /// SEND what has been written. ENOMSG if nothing was.
+    /// SEND what has been written, or retry the pending ALL_OR_WAIT message.
+    /// ENOMSG if nothing was written (or a poll already finished the pending
+    /// message). Any result but EAGAIN ends the pending state.
+    #[doc(alias = "KBUS_IOC_SEND")]
     pub fn send(&self) -> Result<MessageId> {
         let mut raw = [0u32; 2];
-        sys::send(self.fd(), &mut raw)
-            .map(|()| id_from(raw))
-            .map_err(|e| send_error(Op::Send, e, raw))
+        match sys::send(self.fd(), &mut raw) {
+            Ok(()) => {
+                self.pending.clear();
+                Ok(id_from(raw))
+            }
+            Err(e) => Err(self.send_error(Op::Send, e, raw)),
+        }
     }
 
-    /// DISCARD the message being written (or pending after EAGAIN).
+    /// DISCARD the message being written, or the pending one after EAGAIN
+    /// (which ends the pending state).
+    #[doc(alias = "KBUS_IOC_DISCARD")]
     pub fn discard(&self) -> Result<()> {
-        sys::no_arg::<{ sys::DISCARD }>(self.fd()).map_err(|e| Error::os(Op::Discard, e))
+        sys::discard(self.fd()).map_err(|e| Error::os(Op::Discard, e))?;
+        self.pending.clear();
+        Ok(())
     }
 
     /// Raw `write()`: the module assembles a message from any number of
     /// writes (partial I/O, spec §5.1). Returns the bytes written.
     ///
     /// A write whose wait for the device lock was interrupted by a signal
-    /// (EAGAIN from KBUS, before it takes any byte) is repeated.
+    /// (EAGAIN from KBUS, before it takes any byte) is repeated. Refused
+    /// with [`ErrorKind::SendPending`], without a system call, while a send
+    /// is pending (see [`send_msg`](Self::send_msg)).
     ///
     /// The module reads the name/data pointers of a *pointy* header at SEND
     /// time; writing one by hand makes keeping them valid until SEND your
     /// job (stale pointers give EFAULT or send the wrong bytes).
+    #[doc(alias = "write")]
     pub fn write_data(&self, bytes: &[u8]) -> Result<usize> {
+        self.refuse_if_pending()?;
         sys::write(self.fd(), bytes).map_err(|e| Error::os(Op::Write, e))
     }
 
@@ -408,6 +556,7 @@ impl Ksock {
 
     /// NEXTMSG: drop the current read message (if any), pop the next one
     /// and return its length, or `None` if the queue is empty.
+    #[doc(alias = "KBUS_IOC_NEXTMSG")]
     pub fn next_msg(&self) -> Result<Option<usize>> {
         sys::next_msg(self.fd())
             .map(|n| n.map(|n| n as usize))
@@ -418,6 +567,7 @@ impl Ksock {
     /// stopped; 0 when there is none left (partial I/O, spec §6.2). A read
     /// whose wait for the device lock was interrupted (EAGAIN from KBUS,
     /// before it copies anything) is repeated.
+    #[doc(alias = "read")]
     pub fn read_data(&self, buf: &mut [u8]) -> Result<usize> {
         sys::read(self.fd(), buf).map_err(|e| Error::os(Op::Read, e))
     }
@@ -447,6 +597,8 @@ impl Ksock {
     /// that leaves the message current and unread, so growing the buffer and
     /// calling `read_msg` gets it. If `buf` is still too small the error is
     /// [`ErrorKind::BufferTooSmall`] again and nothing is consumed.
+    #[doc(alias = "KBUS_IOC_LENLEFT")]
+    #[doc(alias = "read")]
     pub fn read_msg<'b>(&self, buf: &'b mut [u8]) -> Result<Option<Message<&'b [u8]>>> {
         let left = self.len_left()?;
         if left == 0 {
@@ -455,7 +607,11 @@ impl Ksock {
         self.read_current(left, buf).map(Some)
     }
 
-    fn read_current<'b>(&self, len: usize, buf: &'b mut [u8]) -> Result<Message<&'b [u8]>> {
+    pub(crate) fn read_current<'b>(
+        &self,
+        len: usize,
+        buf: &'b mut [u8],
+    ) -> Result<Message<&'b [u8]>> {
         if buf.len() < len {
             return Err(Error::new(
                 Op::Read,
@@ -477,6 +633,8 @@ impl Ksock {
     /// been popped but nothing has been read, so it stays current: call
     /// [`read_msg`](Self::read_msg) with a buffer that large (the next
     /// `read_next_msg` would drop it instead).
+    #[doc(alias = "KBUS_IOC_NEXTMSG")]
+    #[doc(alias = "read")]
     pub fn read_next_msg<'b>(&self, buf: &'b mut [u8]) -> Result<Option<Message<&'b [u8]>>> {
         match self.next_msg()? {
             None => Ok(None),
@@ -484,15 +642,33 @@ impl Ksock {
         }
     }
 
-    /// Wait until a message is queued (at most `timeout`; `None` waits
-    /// forever), then [`read_next_msg`](Self::read_next_msg). `None` if the
-    /// time ran out.
-    pub fn wait_for_msg<'b>(
+    /// Wait until a message is queued (no time limit), then read it into
+    /// `buf` as [`read_next_msg`](Self::read_next_msg) does (Python
+    /// `wait_for_msg()`).
+    #[doc(alias = "poll")]
+    #[doc(alias = "select")]
+    pub fn wait_for_msg<'b>(&self, buf: &'b mut [u8]) -> Result<Message<&'b [u8]>> {
+        loop {
+            self.poll(Ready::READ, None)?;
+            // Another reader of this Ksock may have popped it first.
+            if let Some(len) = self.next_msg()? {
+                return self.read_current(len, buf);
+            }
+        }
+    }
+
+    /// Wait at most `timeout` for a message, then
+    /// [`read_next_msg`](Self::read_next_msg); `None` if the time ran out
+    /// (Python `wait_for_msg(timeout)`).
+    #[doc(alias = "wait_for_msg")]
+    #[doc(alias = "poll")]
+    #[doc(alias = "select")]
+    pub fn wait_for_msg_timeout<'b>(
         &self,
         buf: &'b mut [u8],
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<Option<Message<&'b [u8]>>> {
-        if self.poll(Ready::READ, timeout)?.readable {
+        if self.poll(Ready::READ, Some(timeout))?.readable {
             self.read_next_msg(buf)
         } else {
             Ok(None)
@@ -507,6 +683,8 @@ impl Ksock {
     /// A signal does not cut the wait short. With the `std` feature the
     /// wait resumes with the time left; without it (no clock in `no_std`)
     /// it resumes with the whole `timeout` again.
+    #[doc(alias = "select")]
+    #[doc(alias = "fileno")]
     pub fn poll(&self, what: Ready, timeout: Option<Duration>) -> Result<Ready> {
         let mut flags = PollFlags::empty();
         if what.readable {
@@ -541,14 +719,48 @@ impl Ksock {
             }
         }
         let got = fds[0].revents();
+        if got.contains(PollFlags::OUT) {
+            // Writable: the module is not in sending state (any pending
+            // message was delivered or failed during this poll).
+            self.pending.clear();
+        }
         Ok(Ready {
             readable: got.contains(PollFlags::IN),
             writable: got.contains(PollFlags::OUT),
         })
     }
 
-    /// Lending iteration over the queue, reading each message into `buf`:
-    /// `while let Some(msg) = it.next()? { ... }`.
+    /// Iterate over the queued messages, reading each into `buf` (no heap),
+    /// until the queue is empty.
+    ///
+    /// Each message borrows `buf`, so this is a *lending* iterator, which
+    /// `for` cannot drive; use [`Messages::for_each`] /
+    /// [`Messages::try_for_each`], or `while let`:
+    ///
+    /// ```no_run
+    /// # fn main() -> kbus_rustix::Result<()> {
+    /// use kbus_rustix::{Ksock, Mode, Role};
+    /// let k = Ksock::open(0, Mode::ReadOnly)?;
+    /// k.bind("$.Sensors.*", Role::Listener)?;
+    /// let mut buf = [0u8; 1024];
+    /// k.messages(&mut buf).for_each(|m| println!("{m}"))?;
+    /// k.messages(&mut buf).try_for_each(|m| {
+    ///     if m.is_request() {
+    ///         println!("a Request: {}", m.name());
+    ///     }
+    ///     Ok::<(), kbus_rustix::Error>(())
+    /// })?;
+    /// let mut it = k.messages(&mut buf);
+    /// while let Some(m) = it.next()? {
+    ///     println!("{}: {} bytes", m.name(), m.data().len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// With `alloc`, [`iter_owned`](Self::iter_owned) is a real
+    /// [`Iterator`] of owned messages.
+    #[doc(alias = "__iter__")]
+    #[doc(alias = "__next__")]
     pub fn messages<'k, 'b>(&'k self, buf: &'b mut [u8]) -> Messages<'k, 'b> {
         Messages { ksock: self, buf }
     }
@@ -556,14 +768,23 @@ impl Ksock {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
 
-fn send_error(op: Op, e: Errno, raw: [u32; 2]) -> Error {
-    let err = Error::os(op, e);
-    if op == Op::Send && e == Errno::AGAIN {
-        err.with_id(id_from(raw))
-    } else {
-        err
+    /// The error of a failed write or SEND, updating the pending state: a
+    /// SEND that says EAGAIN leaves the message pending (with the id the
+    /// module wrote back), any other SEND result ends it.
+    fn send_error(&self, op: Op, e: Errno, raw: [u32; 2]) -> Error {
+        let err = Error::os(op, e);
+        if op != Op::Send {
+            return err;
+        }
+        if e == Errno::AGAIN {
+            let id = id_from(raw);
+            self.pending.set(id);
+            err.with_id(id)
+        } else {
+            self.pending.clear();
+            err
+        }
     }
 }
 
@@ -581,6 +802,27 @@ impl Messages<'_, '_> {
     pub fn next(&mut self) -> Result<Option<Message<&[u8]>>> {
         self.ksock.read_next_msg(self.buf)
     }
+
+    /// Call `f` with each queued message until the queue is empty; stops at
+    /// the first read error.
+    pub fn for_each(mut self, mut f: impl FnMut(Message<&[u8]>)) -> Result<()> {
+        while let Some(m) = self.next()? {
+            f(m);
+        }
+        Ok(())
+    }
+
+    /// Call `f` with each queued message until the queue is empty, stopping
+    /// at the first error, `f`'s or a read's (any `E: From<Error>`).
+    pub fn try_for_each<E: From<Error>>(
+        mut self,
+        mut f: impl FnMut(Message<&[u8]>) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
+        while let Some(m) = self.next()? {
+            f(m)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -591,20 +833,28 @@ mod owned {
 
     impl Ksock {
         /// NEXTMSG + read into a new exactly-sized buffer.
+        #[doc(alias = "read_next_msg")]
+        #[doc(alias = "KBUS_IOC_NEXTMSG")]
         pub fn read_next_msg_owned(&self) -> Result<Option<Message<Vec<u8>>>> {
             match self.next_msg()? {
                 None => Ok(None),
-                Some(len) => {
-                    let mut buf = vec![0u8; len];
-                    let got = self.read_exact(&mut buf)?.len();
-                    buf.truncate(got);
-                    Self::parse(buf).map(Some)
-                }
+                Some(len) => self.read_current_owned(len).map(Some),
             }
+        }
+
+        /// Read the current message (`len` bytes, just popped) into a new
+        /// buffer.
+        pub(crate) fn read_current_owned(&self, len: usize) -> Result<Message<Vec<u8>>> {
+            let mut buf = vec![0u8; len];
+            let got = self.read_exact(&mut buf)?.len();
+            buf.truncate(got);
+            Self::parse(buf)
         }
 
         /// An owned iterator over the queue (Python `for msg in ksock`):
         /// yields messages until the queue is empty.
+        #[doc(alias = "__iter__")]
+        #[doc(alias = "__next__")]
         pub fn iter_owned(&self) -> OwnedMessages<'_> {
             OwnedMessages { ksock: self }
         }
@@ -672,6 +922,13 @@ impl fmt::Debug for Ksock {
     }
 }
 
+/// Whether the byte after `name` may be the first of another page (so a
+/// module that reads it could fault), for a name `send_msg` can copy.
+fn ends_a_page(name: &[u8]) -> bool {
+    let end = (name.as_ptr() as usize).wrapping_add(name.len());
+    end % MIN_PAGE_SIZE == 0 && !name.is_empty() && name.len() <= MAX_NAME_LEN
+}
+
 /// `/dev/kbus<which>` as a C string in `buf`.
 fn device_path(which: u32, buf: &mut [u8; 24]) -> &core::ffi::CStr {
     const PREFIX: &[u8] = b"/dev/kbus";
@@ -713,6 +970,20 @@ mod tests {
         );
         assert_eq!(trailing_number("/dev/kbus12"), Some(12));
         assert_eq!(trailing_number("/tmp/node"), None);
+    }
+
+    #[test]
+    fn only_names_ending_a_page_are_copied() {
+        #[repr(C, align(4096))]
+        struct Pages([u8; 8192]);
+        let pages = Pages([b'a'; 8192]);
+        let b = &pages.0;
+        assert!(ends_a_page(&b[4096 - 6..4096]));
+        assert!(ends_a_page(&b[8192 - 1000..]));
+        assert!(!ends_a_page(&b[4096 - 6..4095]));
+        assert!(!ends_a_page(&b[4096 - 6..4097]));
+        assert!(!ends_a_page(&b[4096..4096]), "empty");
+        assert!(!ends_a_page(&b[8192 - 1001..]), "too long to be sent");
     }
 
     #[test]

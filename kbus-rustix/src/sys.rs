@@ -121,9 +121,10 @@ struct CountingUpdater<'a, const OPCODE: Opcode, T> {
 }
 
 // SAFETY: `as_ptr` returns a pointer to a live, exclusively borrowed `T` for
-// the whole call; the opcodes used with this type (REPLIER, NEXTMSG) read
-// and/or write at most `size_of::<T>()` bytes through it (spec §3.11), and
-// `IS_MUTATING` is true because the kernel writes through the pointer.
+// the whole call, and `IS_MUTATING` is true because the kernel writes
+// through the pointer. Whether `OPCODE` stays within `size_of::<T>()` bytes
+// is the obligation of each (unsafe) `ioctl::ioctl` call site: REPLIER and
+// NEXTMSG above, which do (spec §3.11).
 unsafe impl<const OPCODE: Opcode, T> Ioctl for CountingUpdater<'_, OPCODE, T> {
     type Output = IoctlOutput;
     const IS_MUTATING: bool = true;
@@ -158,29 +159,113 @@ fn restarting<T>(mut ioctl: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno
     }
 }
 
-/// RESET or DISCARD (no argument).
-pub fn no_arg<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    // SAFETY: only instantiated with RESET and DISCARD, which take no
-    // argument and do not touch `arg`.
+/// An ioctl that takes no argument.
+///
+/// # Safety
+///
+/// `OPCODE` must be an ioctl that neither reads nor writes through its
+/// argument.
+unsafe fn no_arg<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: the caller guarantees that `OPCODE` does not touch `arg`.
     restarting(|| unsafe { ioctl::ioctl(fd, NoArg::<OPCODE>::new()) })
 }
 
-/// An ioctl that writes one `u32` to `*arg`.
-pub fn get_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
-    // SAFETY: only instantiated with KSOCKID, LENLEFT, NUMMSGS, UNREPLIEDTO
-    // and NEWDEVICE, each of which writes exactly one `u32` to `*arg`
-    // (spec §3.10) — the buffer `Getter` provides — and reads nothing.
+/// An ioctl that writes one `u32` to `*arg` and reads nothing.
+///
+/// # Safety
+///
+/// `OPCODE` must write at most 4 bytes to `*arg` (one `u32`) and must not
+/// read it in a way that matters.
+unsafe fn get_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: `Getter` provides a 4-byte, 4-aligned buffer alive for the
+    // call; the caller guarantees that `OPCODE` writes no more than that.
     restarting(|| unsafe { ioctl::ioctl(fd, Getter::<OPCODE, u32>::new()) })
 }
 
 /// An ioctl that reads one `u32` from `*arg` and writes one back.
-pub fn update_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+///
+/// # Safety
+///
+/// `OPCODE` must read and write at most 4 bytes at `*arg` (one `u32`).
+unsafe fn update_u32<const OPCODE: Opcode>(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
     let mut value = value;
-    // SAFETY: only instantiated with MAXMSGS, MSGONLYONCE, VERBOSE,
-    // REPORTREPLIERBINDS and MAXMSGSIZE, which read and write exactly one
-    // `u32` at `*arg`; `value` lives on our stack for the whole call.
+    // SAFETY: `value` is a `u32` on our stack, exclusively borrowed for the
+    // call; the caller guarantees that `OPCODE` touches no more than it.
     restarting(|| unsafe { ioctl::ioctl(fd, Updater::<OPCODE, u32>::new(&mut value)) })?;
     Ok(value)
+}
+
+/// RESET: does nothing.
+pub fn reset(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: RESET (1, no direction) takes no argument (spec §3.10).
+    unsafe { no_arg::<RESET>(fd) }
+}
+
+/// DISCARD the in-progress or pending message.
+pub fn discard(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: DISCARD (9, no direction) takes no argument (spec §3.10).
+    unsafe { no_arg::<DISCARD>(fd) }
+}
+
+/// KSOCKID: this Ksock's id.
+pub fn ksock_id(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: KSOCKID writes exactly one `u32` to `*arg` (spec §3.10).
+    unsafe { get_u32::<KSOCKID>(fd) }
+}
+
+/// LENLEFT: bytes of the current read message not yet read.
+pub fn len_left(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: LENLEFT writes exactly one `u32` to `*arg` (spec §3.10).
+    unsafe { get_u32::<LENLEFT>(fd) }
+}
+
+/// NUMMSGS: messages queued.
+pub fn num_msgs(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: NUMMSGS writes exactly one `u32` to `*arg` (spec §3.10).
+    unsafe { get_u32::<NUMMSGS>(fd) }
+}
+
+/// UNREPLIEDTO: Requests this Ksock still has to answer.
+pub fn unreplied_to(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: UNREPLIEDTO writes exactly one `u32` to `*arg` (spec §3.10).
+    unsafe { get_u32::<UNREPLIEDTO>(fd) }
+}
+
+/// NEWDEVICE: create a device, return its number.
+pub fn new_device(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // SAFETY: NEWDEVICE writes exactly one `u32` to `*arg` (spec §3.10).
+    unsafe { get_u32::<NEWDEVICE>(fd) }
+}
+
+/// MAXMSGS: 0 asks, else sets; returns the resulting limit.
+pub fn max_msgs(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+    // SAFETY: MAXMSGS reads one `u32` from `*arg` and writes one back.
+    unsafe { update_u32::<MAXMSGS>(fd, value) }
+}
+
+/// MSGONLYONCE: 0/1/0xFFFFFFFF; returns the previous state.
+pub fn msg_only_once(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+    // SAFETY: MSGONLYONCE reads one `u32` from `*arg` and writes one back.
+    unsafe { update_u32::<MSGONLYONCE>(fd, value) }
+}
+
+/// VERBOSE: 0/1/0xFFFFFFFF; returns the previous state.
+pub fn verbose(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+    // SAFETY: VERBOSE reads one `u32` from `*arg` and writes one back.
+    unsafe { update_u32::<VERBOSE>(fd, value) }
+}
+
+/// REPORTREPLIERBINDS: 0/1/0xFFFFFFFF; returns the previous state.
+pub fn report_replier_binds(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+    // SAFETY: REPORTREPLIERBINDS reads one `u32` from `*arg` and writes one
+    // back.
+    unsafe { update_u32::<REPORTREPLIERBINDS>(fd, value) }
+}
+
+/// MAXMSGSIZE: 0 asks, 1 asks the absolute maximum, else sets.
+pub fn max_msg_size(fd: BorrowedFd<'_>, value: u32) -> Result<u32, Errno> {
+    // SAFETY: MAXMSGSIZE reads one `u32` from `*arg` and writes one back.
+    unsafe { update_u32::<MAXMSGSIZE>(fd, value) }
 }
 
 /// LASTSENT: the id of the last message this Ksock tried to send.
@@ -203,22 +288,28 @@ pub fn send(fd: BorrowedFd<'_>, id: &mut [u32; 2]) -> Result<(), Errno> {
     restarting(|| unsafe { ioctl::ioctl(fd, Updater::<SEND, [u32; 2]>::new(&mut *id)) })
 }
 
-/// BIND or UNBIND with `{is_replier, name_len, name}`.
-pub fn bind_or_unbind<const OPCODE: Opcode>(
-    fd: BorrowedFd<'_>,
-    is_replier: u32,
-    name: &[u8],
-) -> Result<(), Errno> {
+/// BIND `{is_replier, name_len, name}`.
+pub fn bind(fd: BorrowedFd<'_>, is_replier: u32, name: &[u8]) -> Result<(), Errno> {
     restarting(|| {
         let arg = BindStruct::new(is_replier, name);
-        // SAFETY: only instantiated with BIND and UNBIND, which read one
-        // `kbus_bind_request` from `*arg` and then `name_len` bytes from
-        // `name`. `arg` (owned by `Setter` for the call) has the C layout
-        // of that struct, and its `name` pointer borrows `name`, which
-        // outlives the call; `name_len` never exceeds `name.len()` (it
-        // saturates at `u32::MAX` only for slices the module refuses by
-        // length first).
-        unsafe { ioctl::ioctl(fd, Setter::<OPCODE, BindStruct<'_>>::new(arg)) }
+        // SAFETY: BIND reads one `kbus_bind_request` from `*arg` and then
+        // `name_len` bytes from `name`, writing nothing. `arg` (owned by
+        // `Setter` for the call) has the C layout of that struct, and its
+        // `name` pointer borrows `name`, which outlives the call;
+        // `name_len` never exceeds `name.len()` (it saturates at `u32::MAX`
+        // only for slices the module refuses by length first).
+        unsafe { ioctl::ioctl(fd, Setter::<BIND, BindStruct<'_>>::new(arg)) }
+    })
+}
+
+/// UNBIND `{is_replier, name_len, name}`.
+pub fn unbind(fd: BorrowedFd<'_>, is_replier: u32, name: &[u8]) -> Result<(), Errno> {
+    restarting(|| {
+        let arg = BindStruct::new(is_replier, name);
+        // SAFETY: UNBIND reads the same `kbus_bind_request` as BIND, and the
+        // `name_len` name bytes, and writes nothing; `arg` and `name` are
+        // valid for the call as in `bind`.
+        unsafe { ioctl::ioctl(fd, Setter::<UNBIND, BindStruct<'_>>::new(arg)) }
     })
 }
 
@@ -293,10 +384,25 @@ pub fn send_pointy<'a>(
     if written != bytes.len() {
         // The module always consumes every byte it accepts; a short write
         // would leave half a header behind. Throw it away.
-        let _ = no_arg::<DISCARD>(fd);
+        let _ = discard(fd);
         return Err((crate::Op::Write, Errno::IO));
     }
     send(fd, id).map_err(|e| (crate::Op::Send, e))
+}
+
+/// Register a Ksock with the current tokio reactor (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub fn register_async(
+    ksock: crate::Ksock,
+) -> Result<tokio::io::unix::AsyncFd<crate::Ksock>, std::io::Error> {
+    use tokio::io::{unix::AsyncFd, Interest};
+    // SAFETY: a `Ksock` owns its file descriptor (an `OwnedFd`), which is
+    // open from `Ksock::open` until the `Ksock` is dropped; nothing reachable
+    // through `&Ksock` closes or replaces it (`close` and the conversion into
+    // `OwnedFd` consume the Ksock, which the `AsyncFd` owns), so `as_raw_fd`
+    // returns the same open descriptor for the `AsyncFd`'s whole life.
+    unsafe { AsyncFd::register_with_interest(ksock, Interest::READABLE | Interest::WRITABLE) }
+        .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -51,9 +51,9 @@ pub enum Error {
     /// The name is not valid (for a message: wildcards are refused).
     Name(NameError),
     /// The name is valid for the kernel but contains ISO-8859-1 letter bytes,
-    /// so it cannot be shown as `&str`. Use
-    /// [`Message::new_unchecked`](crate::Message::new_unchecked) and
-    /// [`Message::name_bytes`](crate::Message::name_bytes) to see it.
+    /// so it cannot be shown as `&str`. (Parsing no longer refuses such
+    /// names: [`Message::name`](crate::Message::name) gives a
+    /// [`Name`](crate::Name); this is for callers that need ASCII.)
     NonAsciiName {
         /// Index of the first non-ASCII byte.
         index: usize,

@@ -100,7 +100,7 @@ pub trait MessageFields {
     /// Flags.
     fn flags(&self) -> Flags;
     /// The name.
-    fn name(&self) -> &str;
+    fn name(&self) -> crate::Name<'_>;
     /// The data.
     fn data(&self) -> &[u8];
 

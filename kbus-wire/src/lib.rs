@@ -2,21 +2,21 @@
 //! message bus ABI), in the style of smoltcp's `wire` module.
 //!
 //! ```
-//! use kbus_wire::{Flags, Kind, Message, MessageId, MessageRepr, NativeLayout};
+//! use kbus_wire::{Flags, Kind, Message, MessageId, MessageRepr};
 //!
 //! // Emit a Request into a stack buffer (no allocation).
 //! let request = MessageRepr::request("$.Sensors.Kitchen", b"temperature?");
 //! let mut buf = [0u8; 256];
-//! let len = request.emit::<NativeLayout>(&mut buf)?;
-//! assert_eq!(len, request.buffer_len::<NativeLayout>());
+//! let len = request.emit(&mut buf)?;
+//! assert_eq!(len, request.buffer_len());
 //!
 //! // What the Replier reads back: KBUS has set the id, the sender, and the
 //! // WANT_YOU_TO_REPLY flag on the Replier's copy.
-//! let mut msg = Message::<_, NativeLayout>::new_checked(&mut buf[..len])?;
+//! let mut msg = Message::new_checked(&mut buf[..len])?;
 //! msg.set_id(MessageId::new(0, 7));
 //! msg.set_from(3);
 //! msg.set_flags(msg.flags() | Flags::WANT_YOU_TO_REPLY);
-//! let msg = Message::<_, NativeLayout>::new_checked(msg.into_inner())?;
+//! let msg = Message::new_checked(msg.into_inner())?;
 //! assert_eq!(msg.kind(), Kind::Request);
 //! assert_eq!(msg.name(), "$.Sensors.Kitchen");
 //! assert_eq!(msg.data(), b"temperature?");
@@ -56,15 +56,23 @@
 //! * [`name`]: validation (§4.1, typed [`NameError`]) and binding matching
 //!   (§4.2) exactly as the kernel does them.
 //!
-//! # Names and `&str`
+//! # Names
 //!
 //! The kernel accepts ISO-8859-1 letter bytes (0xC0–0xFF but 0xD7, 0xF7) in
 //! names. Such a name is never valid UTF-8 (UTF-8 needs the bytes 0x80–0xBF,
-//! which names may not contain), so this crate's `&str` names are always
-//! ASCII: the validators work on bytes and accept Latin-1 like the kernel,
-//! but [`Message::new_checked`] refuses a Latin-1 name with
-//! [`Error::NonAsciiName`] (use [`Message::new_unchecked`] and
-//! [`Message::name_bytes`] to see one).
+//! which names may not contain), so names are a bytes-level [`Name`]: it
+//! compares with `&str`, prints Latin-1 decoded, and gives `&str` through
+//! [`Name::to_str`] when the name is ASCII. [`Message::new_checked`] checks
+//! structure only (guards, lengths, pointers), so a Latin-1 name is a
+//! well-formed message, and [`MessageRepr`] carries it (and `extra`): parse →
+//! emit is byte-exact for every message the kernel can deliver.
+//!
+//! # Layouts
+//!
+//! Constructors and emitters use the native layout without annotations
+//! (`Message::new_checked(buf)`, `repr.emit(&mut buf)`); the `_in` forms
+//! take another one: `Message::<_, Layout32>::new_checked_in(buf)`,
+//! `repr.emit_in::<Layout32>(&mut buf)`.
 //!
 //! # Features
 //!
@@ -103,7 +111,7 @@ pub use layout::{
     NativeHeader, NativeLayout,
 };
 pub use message::Message;
-pub use name::{NameError, SyntheticName, MAX_NAME_LEN, MIN_NAME_LEN};
+pub use name::{Name, NameError, SyntheticName, MAX_NAME_LEN, MIN_NAME_LEN};
 pub use repr::{MessageRepr, PointyHeader};
 
 /// `KBUS_MSG_START_GUARD`: first word of every message header.

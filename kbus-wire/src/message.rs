@@ -8,7 +8,7 @@ use zerocopy::FromBytes;
 use crate::field::{self, read_ptr, read_u32, write_ptr, write_u32};
 use crate::kind::{MessageFields, Show, ShowData, ShowName};
 use crate::layout::{len_usize, offset, padded_name_len, Layout, NativeLayout};
-use crate::name::{validate_message_name, NameError, SyntheticName, MAX_NAME_LEN};
+use crate::name::{validate_message_name, Name, NameError, SyntheticName, MAX_NAME_LEN};
 use crate::{
     entire_len, Error, Flags, Kind, MessageId, MessageRepr, OrigFrom, ReplierBindEvent, END_GUARD,
     START_GUARD,
@@ -29,16 +29,37 @@ use crate::{
 /// 5. the buffer holds `ENTIRE(name_len, data_len)` bytes
 ///    ([`Message::total_len`]); **trailing bytes after that are allowed**
 ///    and ignored (so a view can sit on a larger receive buffer);
-/// 6. the final end guard after the data;
-/// 7. the name is a valid message name (§4.1, no wildcard: received messages
-///    never carry one);
-/// 8. the name is ASCII, so [`Message::name`] can return `&str` (the kernel
-///    also accepts ISO-8859-1 letter bytes, which are not UTF-8: such a
-///    message is refused with [`Error::NonAsciiName`]; its raw name is still
-///    reachable through [`Message::new_unchecked`] and
-///    [`Message::name_bytes`]).
+/// 6. the final end guard after the data.
+///
+/// That is structure only: what the name says is not checked (the kernel
+/// has checked it; [`Message::check_name`] checks it again). A name with
+/// ISO-8859-1 letter bytes, which the kernel accepts, is a well-formed
+/// message: [`Message::name`] gives a [`Name`], whose bytes are always
+/// there and whose `&str` form ([`Name::to_str`]) exists for ASCII names.
 ///
 /// The contents of the name and data padding are ignored, as the kernel does.
+///
+/// `name()`, `data()` and `repr()` of a view over a borrowed buffer
+/// (`Message<&'a [u8]>`) borrow from the buffer, not from the view, so
+/// they outlive it:
+///
+/// ```
+/// use kbus_wire::{Message, MessageRepr};
+/// fn data_of<'a>(m: &Message<&'a [u8]>) -> &'a [u8] {
+///     m.data()
+/// }
+/// fn parsed<'a>(m: &Message<&'a [u8]>) -> MessageRepr<'a> {
+///     MessageRepr::parse(m).expect("checked")
+/// }
+/// let mut buf = [0u8; 128];
+/// let len = MessageRepr::announcement("$.A.B", b"xyz").emit(&mut buf)?;
+/// let bytes = &buf[..len];
+/// let data = data_of(&Message::new_checked(bytes)?);
+/// let repr = parsed(&Message::new_checked(bytes)?);
+/// assert_eq!(data, b"xyz");
+/// assert_eq!(repr.name, "$.A.B");
+/// # Ok::<(), kbus_wire::Error>(())
+/// ```
 ///
 /// **No accessor panics**, whatever the bytes and whichever constructor was
 /// used: reads outside the buffer return 0 or an empty slice, writes outside
@@ -48,8 +69,9 @@ pub struct Message<T: AsRef<[u8]>, L: Layout = NativeLayout> {
     layout: PhantomData<L>,
 }
 
-impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
-    /// Wraps a buffer without checking anything.
+impl<T: AsRef<[u8]>> Message<T, NativeLayout> {
+    /// Wraps a buffer holding a native-layout message without checking
+    /// anything. (Other layout: [`Message::new_unchecked_in`].)
     #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Message {
@@ -59,10 +81,30 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
     }
 
     /// Wraps a buffer after checking that it holds a well-formed entire
-    /// message (see the type's docs for the list).
+    /// native-layout message (see the type's docs for the list). Other
+    /// layout: [`Message::new_checked_in`].
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let message = Self::new_unchecked(buffer);
+        Self::new_checked_in(buffer)
+    }
+}
+
+impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
+    /// Wraps a buffer holding a message in layout `L` without checking
+    /// anything: `Message::<_, Layout32>::new_unchecked_in(buf)`.
+    #[inline]
+    pub const fn new_unchecked_in(buffer: T) -> Self {
+        Message {
+            buffer,
+            layout: PhantomData,
+        }
+    }
+
+    /// Wraps a buffer after checking that it holds a well-formed entire
+    /// message in layout `L`: `Message::<_, Layout32>::new_checked_in(buf)`.
+    #[inline]
+    pub fn new_checked_in(buffer: T) -> Result<Self, Error> {
+        let message = Self::new_unchecked_in(buffer);
         message.check()?;
         Ok(message)
     }
@@ -103,13 +145,21 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
         if found != END_GUARD {
             return Err(Error::BadFinalGuard { found });
         }
-        let name = self.name_bytes();
-        validate_message_name(name)?;
-        if let Some(index) = name.iter().position(|b| !b.is_ascii()) {
-            let byte = name.get(index).copied().unwrap_or(0);
-            return Err(Error::NonAsciiName { index, byte });
-        }
         Ok(())
+    }
+
+    /// Checks what the message *means* rather than its structure: the name
+    /// is a valid message name (§4.1: Latin-1 letters allowed, no
+    /// wildcard), as the kernel ensures for everything it delivers.
+    pub fn check_name(&self) -> Result<(), Error> {
+        Ok(validate_message_name(self.name_bytes())?)
+    }
+
+    /// A view of the same bytes borrowed from this one, with the borrowed
+    /// accessors (`name`, `data`, `repr`) for generic code.
+    #[inline]
+    pub fn view(&self) -> Message<&[u8], L> {
+        Message::new_unchecked_in(self.buffer.as_ref())
     }
 
     /// The wrapped buffer.
@@ -263,16 +313,13 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
         )
     }
 
-    /// The name. Always the real name after [`Message::new_checked`]; on an
-    /// unchecked view whose name is not UTF-8 (or out of bounds), `""`.
     #[inline]
-    pub fn name(&self) -> &str {
-        core::str::from_utf8(self.name_bytes()).unwrap_or("")
+    fn name_view(&self) -> Name<'_> {
+        Name::from_bytes(self.name_bytes())
     }
 
-    /// The data (`data_len` bytes after the padded name).
     #[inline]
-    pub fn data(&self) -> &[u8] {
+    fn data_view(&self) -> &[u8] {
         field::slice(
             self.buffer.as_ref(),
             self.data_offset(),
@@ -328,32 +375,6 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
         SyntheticName::from_name(self.name_bytes())
     }
 
-    /// The data as a replier bind event, if this is a
-    /// `$.KBUS.ReplierBindEvent` with well-formed data.
-    pub fn bind_event(&self) -> Result<ReplierBindEvent<&[u8]>, Error> {
-        if self.name_bytes() != crate::name::REPLIER_BIND_EVENT.as_bytes() {
-            return Err(Error::NotBindEvent);
-        }
-        ReplierBindEvent::new_checked(self.data())
-    }
-
-    /// The fields as a [`MessageRepr`] borrowing name and data (no checks;
-    /// see [`MessageRepr::parse`] for the checked form).
-    #[inline]
-    pub fn repr(&self) -> MessageRepr<'_> {
-        MessageRepr {
-            id: self.id(),
-            in_reply_to: self.in_reply_to(),
-            to: self.to(),
-            from: self.from(),
-            orig_from: self.orig_from(),
-            final_to: self.final_to(),
-            flags: self.flags(),
-            name: self.name(),
-            data: self.data(),
-        }
-    }
-
     fn show(&self) -> Show<'_> {
         Show {
             kind: self.kind(),
@@ -365,10 +386,113 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
             orig_from: self.orig_from(),
             final_to: self.final_to(),
             flags: self.flags(),
-            data: self.data(),
+            data: self.data_view(),
         }
     }
 }
+
+/// `name`, `data`, `repr` and `bind_event` for a message over `&'a T`:
+/// the results borrow from the buffer for `'a`.
+impl<'a, T: AsRef<[u8]> + ?Sized, L: Layout> Message<&'a T, L> {
+    #[inline]
+    fn bytes(&self) -> &'a [u8] {
+        let buffer: &'a T = self.buffer;
+        buffer.as_ref()
+    }
+
+    /// The name (`name_len` bytes after the header), borrowed from the
+    /// buffer. A [`Name`] compares with `&str`; [`Name::to_str`] gives
+    /// `&str` for ASCII names.
+    #[inline]
+    pub fn name(&self) -> Name<'a> {
+        Name::from_bytes(field::slice(
+            self.bytes(),
+            L::HEADER_LEN,
+            len_usize(self.name_len()),
+        ))
+    }
+
+    /// The data (`data_len` bytes after the padded name), borrowed from the
+    /// buffer.
+    #[inline]
+    pub fn data(&self) -> &'a [u8] {
+        field::slice(self.bytes(), self.data_offset(), len_usize(self.data_len()))
+    }
+
+    /// The fields as a [`MessageRepr`] borrowing name and data from the
+    /// buffer (no checks; see [`MessageRepr::parse`] for the checked form).
+    #[inline]
+    pub fn repr(&self) -> MessageRepr<'a> {
+        MessageRepr {
+            id: self.id(),
+            in_reply_to: self.in_reply_to(),
+            to: self.to(),
+            from: self.from(),
+            orig_from: self.orig_from(),
+            final_to: self.final_to(),
+            extra: self.extra(),
+            flags: self.flags(),
+            name: self.name(),
+            data: self.data(),
+        }
+    }
+
+    /// The data as a replier bind event, if this is a
+    /// `$.KBUS.ReplierBindEvent` with well-formed data.
+    pub fn bind_event(&self) -> Result<ReplierBindEvent<&'a [u8]>, Error> {
+        if self.name_bytes() != crate::name::REPLIER_BIND_EVENT.as_bytes() {
+            return Err(Error::NotBindEvent);
+        }
+        ReplierBindEvent::new_checked(self.data())
+    }
+}
+
+/// `name`, `data`, `repr` and `bind_event` for a message over owned or
+/// mutably borrowed storage: the results borrow from the view.
+macro_rules! view_accessors {
+    ($([$($gen:tt)*] $ty:ty),* $(,)?) => {$(
+        impl<$($gen)* L: Layout> Message<$ty, L> {
+            /// The name (`name_len` bytes after the header). A [`Name`]
+            /// compares with `&str`; [`Name::to_str`] gives `&str` for ASCII
+            /// names.
+            #[inline]
+            pub fn name(&self) -> Name<'_> {
+                self.name_view()
+            }
+
+            /// The data (`data_len` bytes after the padded name).
+            #[inline]
+            pub fn data(&self) -> &[u8] {
+                self.data_view()
+            }
+
+            /// The fields as a [`MessageRepr`] borrowing name and data (no
+            /// checks).
+            #[inline]
+            pub fn repr(&self) -> MessageRepr<'_> {
+                self.view().repr()
+            }
+
+            /// The data as a replier bind event, if this is a
+            /// `$.KBUS.ReplierBindEvent` with well-formed data.
+            pub fn bind_event(&self) -> Result<ReplierBindEvent<&[u8]>, Error> {
+                self.view().bind_event()
+            }
+        }
+    )*};
+}
+
+view_accessors!(
+    ['b, T: AsRef<[u8]> + ?Sized,] &'b mut T,
+    [const N: usize,] [u8; N],
+    [const N: usize,] heapless::Vec<u8, N>,
+);
+
+#[cfg(feature = "alloc")]
+view_accessors!(
+    [] alloc::boxed::Box<[u8]>,
+    [] alloc::vec::Vec<u8>,
+);
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>, L: Layout> Message<T, L> {
     #[inline]
@@ -505,18 +629,18 @@ impl<T: AsRef<[u8]>, L: Layout> MessageFields for Message<T, L> {
         Message::flags(self)
     }
     #[inline]
-    fn name(&self) -> &str {
-        Message::name(self)
+    fn name(&self) -> Name<'_> {
+        self.name_view()
     }
     #[inline]
     fn data(&self) -> &[u8] {
-        Message::data(self)
+        self.data_view()
     }
 }
 
 impl<T: AsRef<[u8]> + Clone, L: Layout> Clone for Message<T, L> {
     fn clone(&self) -> Self {
-        Message::new_unchecked(self.buffer.clone())
+        Message::new_unchecked_in(self.buffer.clone())
     }
 }
 
@@ -565,7 +689,7 @@ impl<T: AsRef<[u8]>, L: Layout> fmt::Debug for Message<T, L> {
             .field("flags", &D(self.flags()))
             .field("name_len", &self.name_len())
             .field("data_len", &self.data_len())
-            .field("data", &D(ShowData(self.data())))
+            .field("data", &D(ShowData(self.data_view())))
             .finish()
     }
 }
@@ -582,7 +706,7 @@ impl<T: AsRef<[u8]>, L: Layout> defmt::Format for Message<T, L> {
             self.to(),
             self.from(),
             self.flags(),
-            self.data(),
+            self.data_view(),
         );
     }
 }

@@ -338,3 +338,195 @@ impl fmt::Display for SyntheticName {
         f.write_str(self.as_str())
     }
 }
+
+/// A message name as KBUS carries it: 1–1000 bytes, borrowed.
+///
+/// Names the kernel accepts are ASCII, or ISO-8859-1 when they contain
+/// Latin-1 letter bytes (0xC0–0xFF but 0xD7, 0xF7; spec §12 item 17). Such a
+/// name is not UTF-8, so a `Name` is bytes: [`Name::as_bytes`] always works,
+/// [`Name::to_str`] gives `&str` when the name is ASCII (`None` otherwise),
+/// and `Display` decodes it as Latin-1. It compares equal to a `&str` or
+/// byte string with the same bytes, so `msg.name() == "$.Fred"` reads as
+/// expected.
+///
+/// ```
+/// use kbus_wire::Name;
+/// let ascii = Name::new("$.Sensors.Kitchen");
+/// assert_eq!(ascii, "$.Sensors.Kitchen");
+/// assert_eq!(ascii.to_str(), Some("$.Sensors.Kitchen"));
+/// let latin1 = Name::from_bytes(b"$.Caf\xe9");
+/// assert_eq!(latin1.to_str(), None);
+/// assert_eq!(latin1.to_string(), "$.Café");
+/// assert!(latin1.validate().is_ok()); // the kernel accepts it
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Name<'a>(&'a [u8]);
+
+impl<'a> Name<'a> {
+    /// A name from a string.
+    #[inline]
+    #[must_use]
+    pub const fn new(name: &'a str) -> Self {
+        Name(name.as_bytes())
+    }
+
+    /// A name from raw bytes (e.g. Latin-1).
+    #[inline]
+    #[must_use]
+    pub const fn from_bytes(name: &'a [u8]) -> Self {
+        Name(name)
+    }
+
+    /// The name's bytes.
+    #[inline]
+    #[must_use]
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The name as `&str`, if it is UTF-8 (for a valid name: if it is
+    /// ASCII); `None` for a Latin-1 name.
+    #[inline]
+    #[must_use]
+    pub fn to_str(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.0).ok()
+    }
+
+    /// Its length in bytes.
+    #[inline]
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty name (never a valid one).
+    #[inline]
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the name starts with `prefix` (bytes).
+    #[inline]
+    #[must_use]
+    pub fn starts_with(&self, prefix: impl AsRef<[u8]>) -> bool {
+        self.0.starts_with(prefix.as_ref())
+    }
+
+    /// Checks it as a message name, as the kernel does at SEND (§4.1:
+    /// Latin-1 letters allowed, wildcards refused).
+    pub fn validate(&self) -> Result<(), NameError> {
+        validate_message_name(self.0)
+    }
+}
+
+impl<'a> From<&'a str> for Name<'a> {
+    #[inline]
+    fn from(name: &'a str) -> Self {
+        Name::new(name)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Name<'a> {
+    #[inline]
+    fn from(name: &'a [u8]) -> Self {
+        Name(name)
+    }
+}
+
+impl AsRef<[u8]> for Name<'_> {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.0
+    }
+}
+
+impl PartialEq<str> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<[u8]> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &[u8]) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&[u8]> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.0 == *other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self.0 == other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for Name<'_> {
+    #[inline]
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<Name<'_>> for str {
+    #[inline]
+    fn eq(&self, other: &Name<'_>) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+impl PartialEq<Name<'_>> for &str {
+    #[inline]
+    fn eq(&self, other: &Name<'_>) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+impl fmt::Display for Name<'_> {
+    /// The name, Latin-1 decoded (ASCII is unchanged).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_str() {
+            Some(s) => f.pad(s),
+            None => {
+                for &b in self.0 {
+                    fmt::Write::write_char(f, char::from(b))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Name<'_> {
+    /// The name in double quotes, Latin-1 decoded.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        fmt::Display::fmt(self, f)?;
+        f.write_str("\"")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Name<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.to_str() {
+            Some(s) => defmt::write!(f, "{=str}", s),
+            None => defmt::write!(f, "{=[u8]}", self.0),
+        }
+    }
+}

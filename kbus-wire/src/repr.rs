@@ -9,7 +9,7 @@ use zerocopy::{FromZeros, IntoBytes};
 use crate::field::{write_ptr, write_u32};
 use crate::kind::{MessageFields, Show};
 use crate::layout::{len_usize, offset, padded_data_len, padded_name_len, Layout, NativeHeader};
-use crate::name::validate_message_name;
+use crate::name::{validate_message_name, Name};
 use crate::{
     entire_len, Error, Flags, Kind, Message, MessageId, NativeLayout, OrigFrom, END_GUARD,
     START_GUARD,
@@ -38,10 +38,14 @@ pub struct MessageRepr<'a> {
     pub orig_from: OrigFrom,
     /// Limpet use.
     pub final_to: OrigFrom,
+    /// Reserved; KBUS forces it to 0 on send, but a parsed message keeps
+    /// what its bytes said, so parse → emit is byte-exact.
+    pub extra: u32,
     /// Flags.
     pub flags: Flags,
-    /// The name (validated by [`MessageRepr::emit`]).
-    pub name: &'a str,
+    /// The name (validated by [`MessageRepr::emit`]); set
+    /// `Name::from_bytes` for a Latin-1 one.
+    pub name: Name<'a>,
     /// The data (may be empty).
     pub data: &'a [u8],
 }
@@ -58,8 +62,9 @@ impl<'a> MessageRepr<'a> {
             from: 0,
             orig_from: OrigFrom::ZERO,
             final_to: OrigFrom::ZERO,
+            extra: 0,
             flags: Flags::empty(),
-            name,
+            name: Name::new(name),
             data,
         }
     }
@@ -88,7 +93,8 @@ impl<'a> MessageRepr<'a> {
         if !flags.contains(Flags::WANT_A_REPLY | Flags::WANT_YOU_TO_REPLY) {
             return Err(Error::NotOursToReply);
         }
-        let mut repr = Self::announcement(request.name(), data);
+        let mut repr = Self::announcement("", data);
+        repr.name = request.name();
         repr.in_reply_to = request.id();
         repr.to = request.from();
         Ok(repr)
@@ -119,8 +125,12 @@ impl<'a> MessageRepr<'a> {
         Ok(repr)
     }
 
-    /// Checks `msg` (as [`Message::check`]) and returns its fields.
-    pub fn parse<T: AsRef<[u8]>, L: Layout>(msg: &'a Message<T, L>) -> Result<Self, Error> {
+    /// Checks `msg`'s structure (as [`Message::check`]) and returns its
+    /// fields, borrowing name and data from `msg`'s buffer for `'a`. For an
+    /// owned message, parse its [`view`](Message::view).
+    pub fn parse<T: AsRef<[u8]> + ?Sized, L: Layout>(
+        msg: &Message<&'a T, L>,
+    ) -> Result<Self, Error> {
         msg.check()?;
         Ok(msg.repr())
     }
@@ -130,6 +140,43 @@ impl<'a> MessageRepr<'a> {
     #[must_use]
     pub fn kind(&self) -> Kind {
         MessageFields::kind(self)
+    }
+
+    /// `WANT_A_REPLY` set.
+    #[inline]
+    #[must_use]
+    pub fn is_request(&self) -> bool {
+        MessageFields::is_request(self)
+    }
+    /// `in_reply_to` is not zero.
+    #[inline]
+    #[must_use]
+    pub fn is_reply(&self) -> bool {
+        MessageFields::is_reply(self)
+    }
+    /// `WANT_A_REPLY` set and `to` not zero.
+    #[inline]
+    #[must_use]
+    pub fn is_stateful_request(&self) -> bool {
+        MessageFields::is_stateful_request(self)
+    }
+    /// `WANT_YOU_TO_REPLY` set.
+    #[inline]
+    #[must_use]
+    pub fn wants_us_to_reply(&self) -> bool {
+        MessageFields::wants_us_to_reply(self)
+    }
+    /// `SYNTHETIC` set.
+    #[inline]
+    #[must_use]
+    pub fn is_synthetic(&self) -> bool {
+        MessageFields::is_synthetic(self)
+    }
+    /// `URGENT` set.
+    #[inline]
+    #[must_use]
+    pub fn is_urgent(&self) -> bool {
+        MessageFields::is_urgent(self)
     }
 
     /// Checks what [`MessageRepr::emit`] checks: a valid, non-wildcard name
@@ -144,31 +191,49 @@ impl<'a> MessageRepr<'a> {
         Ok(())
     }
 
-    /// `ENTIRE(name_len, data_len)` in layout `L`: what
-    /// [`MessageRepr::emit`] writes.
+    /// `ENTIRE(name_len, data_len)` in the native layout: what
+    /// [`MessageRepr::emit`] writes. Other layout:
+    /// [`buffer_len_in`](Self::buffer_len_in).
     #[inline]
     #[must_use]
-    pub const fn buffer_len<L: Layout>(&self) -> usize {
+    pub const fn buffer_len(&self) -> usize {
+        self.buffer_len_in::<NativeLayout>()
+    }
+
+    /// `ENTIRE(name_len, data_len)` in layout `L`.
+    #[inline]
+    #[must_use]
+    pub const fn buffer_len_in<L: Layout>(&self) -> usize {
         entire_len::<L>(self.name.len(), self.data.len())
     }
 
-    /// Writes the entire message (layout `L`) to the start of `buf` and
-    /// returns its length, [`MessageRepr::buffer_len`]. Bytes after it are
-    /// left alone.
+    /// Writes the entire message in the native layout to the start of `buf`
+    /// and returns its length, [`MessageRepr::buffer_len`]. Bytes after it
+    /// are left alone. Other layout: [`emit_in`](Self::emit_in).
     ///
     /// Fails with [`Error::Name`] for a name that cannot be sent,
     /// [`Error::DataTooLong`], or [`Error::BufferTooSmall`].
-    pub fn emit<L: Layout>(&self, buf: &mut [u8]) -> Result<usize, Error> {
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.emit_in::<NativeLayout>(buf)
+    }
+
+    /// [`emit`](Self::emit) in layout `L`: `repr.emit_in::<Layout32>(&mut buf)`.
+    pub fn emit_in<L: Layout>(&self, buf: &mut [u8]) -> Result<usize, Error> {
         self.validate()?;
-        self.emit_unvalidated::<L>(buf)
+        self.emit_unvalidated_in::<L>(buf)
     }
 
     /// Like [`MessageRepr::emit`] without the name check (to produce
     /// messages KBUS will refuse, e.g. in tests). Lengths are still checked:
     /// a name or data longer than `u32::MAX` bytes gives
     /// [`Error::DataTooLong`].
-    pub fn emit_unvalidated<L: Layout>(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let total = self.buffer_len::<L>();
+    pub fn emit_unvalidated(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.emit_unvalidated_in::<NativeLayout>(buf)
+    }
+
+    /// [`emit_unvalidated`](Self::emit_unvalidated) in layout `L`.
+    pub fn emit_unvalidated_in<L: Layout>(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let total = self.buffer_len_in::<L>();
         let got = buf.len();
         let Some(out) = buf.get_mut(..total) else {
             return Err(Error::BufferTooSmall { needed: total, got });
@@ -206,6 +271,7 @@ impl<'a> MessageRepr<'a> {
         write_u32(header, offset::ORIG_FROM + 4, self.orig_from.local_id);
         write_u32(header, offset::FINAL_TO, self.final_to.network_id);
         write_u32(header, offset::FINAL_TO + 4, self.final_to.local_id);
+        write_u32(header, offset::EXTRA, self.extra);
         write_u32(header, offset::FLAGS, self.flags.bits());
         write_u32(header, offset::NAME_LEN, name_len);
         write_u32(header, offset::DATA_LEN, data_len);
@@ -215,22 +281,35 @@ impl<'a> MessageRepr<'a> {
         Ok(())
     }
 
-    /// The entire message in a fixed-capacity [`heapless::Vec`] (no
-    /// allocation).
-    pub fn emit_heapless<L: Layout, const N: usize>(&self) -> Result<heapless::Vec<u8, N>, Error> {
+    /// The entire native-layout message in a fixed-capacity
+    /// [`heapless::Vec`] (no allocation).
+    pub fn emit_heapless<const N: usize>(&self) -> Result<heapless::Vec<u8, N>, Error> {
+        self.emit_heapless_in::<NativeLayout, N>()
+    }
+
+    /// [`emit_heapless`](Self::emit_heapless) in layout `L`.
+    pub fn emit_heapless_in<L: Layout, const N: usize>(
+        &self,
+    ) -> Result<heapless::Vec<u8, N>, Error> {
         let mut out = heapless::Vec::new();
-        let needed = self.buffer_len::<L>();
+        let needed = self.buffer_len_in::<L>();
         out.resize(needed, 0)
             .map_err(|()| Error::BufferTooSmall { needed, got: N })?;
-        self.emit::<L>(&mut out)?;
+        self.emit_in::<L>(&mut out)?;
         Ok(out)
     }
 
-    /// The entire message in a new `Vec` (feature `alloc`).
+    /// The entire native-layout message in a new `Vec` (feature `alloc`).
     #[cfg(feature = "alloc")]
-    pub fn to_vec<L: Layout>(&self) -> Result<alloc::vec::Vec<u8>, Error> {
-        let mut out = alloc::vec![0; self.buffer_len::<L>()];
-        self.emit::<L>(&mut out)?;
+    pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+        self.to_vec_in::<NativeLayout>()
+    }
+
+    /// [`to_vec`](Self::to_vec) in layout `L` (feature `alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec_in<L: Layout>(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+        let mut out = alloc::vec![0; self.buffer_len_in::<L>()];
+        self.emit_in::<L>(&mut out)?;
         Ok(out)
     }
 
@@ -246,8 +325,10 @@ impl<'a> MessageRepr<'a> {
     /// Note: this project's `kbus.ko` copies exactly `name_len` name bytes.
     /// The original module also read the byte after the name (its value
     /// unchecked), so there a name ending exactly at the end of a mapped
-    /// page made SEND fail with EFAULT; a name borrowed from a string with a
-    /// following NUL (`&"$.Fred\0"[..6]`) avoids that on either module.
+    /// page made SEND fail with EFAULT. `kbus_rustix::Ksock::send_msg`
+    /// copies such a name (and only such a name) to a NUL-terminated stack
+    /// buffer first; code sending pointy headers by other means must do the
+    /// same.
     #[must_use]
     pub fn pointy_header(&self) -> PointyHeader<'a> {
         PointyHeader::new(self)
@@ -308,7 +389,7 @@ impl MessageFields for MessageRepr<'_> {
         self.flags
     }
     #[inline]
-    fn name(&self) -> &str {
+    fn name(&self) -> Name<'_> {
         self.name
     }
     #[inline]
@@ -386,7 +467,7 @@ pub(crate) fn defmt_show(
 /// let repr = MessageRepr::request("$.Fred", &data);
 /// let pointy = repr.pointy_header();
 /// assert_eq!(pointy.as_bytes().len(), NativeLayout::HEADER_LEN);
-/// assert_eq!(pointy.name_ptr(), repr.name.as_ptr() as usize);
+/// assert_eq!(pointy.name_ptr(), repr.name.as_bytes().as_ptr() as usize);
 /// assert_eq!(pointy.data_ptr(), data.as_ptr() as usize);
 /// ```
 ///
@@ -411,7 +492,7 @@ impl<'a> PointyHeader<'a> {
     /// guards included, which KBUS refuses with EINVAL).
     #[must_use]
     pub fn new(repr: &MessageRepr<'a>) -> Self {
-        let name_ptr = repr.name.as_ptr() as usize as u64;
+        let name_ptr = repr.name.as_bytes().as_ptr() as usize as u64;
         let data_ptr = if repr.data.is_empty() {
             0
         } else {

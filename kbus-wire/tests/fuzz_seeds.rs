@@ -17,9 +17,9 @@ fn fuzz_seeds_are_valid() {
         if file == "bind-event-data" {
             assert!(ReplierBindEvent::new_checked(&bytes[..]).is_ok());
         } else if file.ends_with("-32") {
-            Message::<_, Layout32>::new_checked(&bytes[..]).expect(&file);
+            Message::<_, Layout32>::new_checked_in(&bytes[..]).expect(&file);
         } else {
-            Message::<_, Layout64>::new_checked(&bytes[..]).expect(&file);
+            Message::<_, Layout64>::new_checked_in(&bytes[..]).expect(&file);
         }
         seen += 1;
     }

@@ -7,8 +7,8 @@
 
 use kbus_wire::{
     entire_len, padded_data_len, padded_name_len, Error, Flags, Header32, Header64, Layout,
-    Layout32, Layout64, Message, MessageId, MessageRepr, NameError, OrigFrom, ReplierBindEvent,
-    ReplierBindEventRepr,
+    Layout32, Layout64, Message, MessageId, MessageRepr, Name, NameError, OrigFrom,
+    ReplierBindEvent, ReplierBindEventRepr,
 };
 use zerocopy::IntoBytes;
 
@@ -128,11 +128,11 @@ fn fred_no_data_100_and_84() {
         let repr = MessageRepr::announcement("$.Fred", b"");
         let mut out = vec![0xAAu8; total + 3];
         let n = if spec.h == 88 {
-            assert_eq!(repr.buffer_len::<Layout64>(), total);
-            repr.emit::<Layout64>(&mut out).unwrap()
+            assert_eq!(repr.buffer_len_in::<Layout64>(), total);
+            repr.emit_in::<Layout64>(&mut out).unwrap()
         } else {
-            assert_eq!(repr.buffer_len::<Layout32>(), total);
-            repr.emit::<Layout32>(&mut out).unwrap()
+            assert_eq!(repr.buffer_len_in::<Layout32>(), total);
+            repr.emit_in::<Layout32>(&mut out).unwrap()
         };
         assert_eq!(n, total);
         assert_eq!(&out[..n], &expected[..], "layout H={}", spec.h);
@@ -153,18 +153,18 @@ fn fred_with_seven_data_bytes_108_and_92() {
         let repr = MessageRepr::announcement("$.Fred", b"abc1234");
         let mut out = vec![0u8; total];
         if spec.h == 88 {
-            assert_eq!(repr.emit::<Layout64>(&mut out), Ok(total));
-            let m = Message::<_, Layout64>::new_checked(&expected[..]).unwrap();
+            assert_eq!(repr.emit_in::<Layout64>(&mut out), Ok(total));
+            let m = Message::<_, Layout64>::new_checked_in(&expected[..]).unwrap();
             assert_eq!(
                 (m.name(), m.data(), m.total_len()),
-                ("$.Fred", &b"abc1234"[..], total)
+                (Name::new("$.Fred"), &b"abc1234"[..], total)
             );
         } else {
-            assert_eq!(repr.emit::<Layout32>(&mut out), Ok(total));
-            let m = Message::<_, Layout32>::new_checked(&expected[..]).unwrap();
+            assert_eq!(repr.emit_in::<Layout32>(&mut out), Ok(total));
+            let m = Message::<_, Layout32>::new_checked_in(&expected[..]).unwrap();
             assert_eq!(
                 (m.name(), m.data(), m.total_len()),
-                ("$.Fred", &b"abc1234"[..], total)
+                (Name::new("$.Fred"), &b"abc1234"[..], total)
             );
         }
         assert_eq!(out, expected, "layout H={}", spec.h);
@@ -180,9 +180,9 @@ fn four_byte_name_gets_four_nuls() {
         let mut out = vec![0xFFu8; expected.len()];
         let repr = MessageRepr::announcement("$.ab", b"");
         if spec.h == 88 {
-            repr.emit::<Layout64>(&mut out).unwrap();
+            repr.emit_in::<Layout64>(&mut out).unwrap();
         } else {
-            repr.emit::<Layout32>(&mut out).unwrap();
+            repr.emit_in::<Layout32>(&mut out).unwrap();
         }
         assert_eq!(out, expected);
     }
@@ -221,15 +221,16 @@ fn every_field_at_its_offset() {
             from: 0x0606_0606,
             orig_from: OrigFrom::new(0x0707_0707, 0x0808_0808),
             final_to: OrigFrom::new(0x0909_0909, 0x0A0A_0A0A),
+            extra: 0,
             flags: Flags::from_bits_retain(0xBEEF_0309),
-            name: "$.Sensors.Kitchen",
+            name: Name::new("$.Sensors.Kitchen"),
             data: &[0xFE; 13],
         };
         let mut out = vec![0x55u8; expected.len()];
         if spec.h == 88 {
-            repr.emit::<Layout64>(&mut out).unwrap();
+            repr.emit_in::<Layout64>(&mut out).unwrap();
         } else {
-            repr.emit::<Layout32>(&mut out).unwrap();
+            repr.emit_in::<Layout32>(&mut out).unwrap();
         }
         assert_eq!(out, expected, "H={}", spec.h);
         for &p in spec.padding {
@@ -245,7 +246,7 @@ fn every_field_at_its_offset() {
         );
 
         fn check<L: Layout>(bytes: &[u8], repr: &MessageRepr<'_>) {
-            let m = Message::<_, L>::new_checked(bytes).unwrap();
+            let m = Message::<_, L>::new_checked_in(bytes).unwrap();
             assert_eq!(m.start_guard(), START);
             assert_eq!(m.end_guard(), END);
             assert_eq!(m.final_guard(), END);
@@ -257,7 +258,7 @@ fn every_field_at_its_offset() {
         }
         if spec.h == 88 {
             check::<Layout64>(&out, &repr);
-            let h: Header64 = Message::<_, Layout64>::new_checked(&out[..])
+            let h: Header64 = Message::<_, Layout64>::new_checked_in(&out[..])
                 .unwrap()
                 .header();
             assert_eq!(h.as_bytes(), &out[..88]);
@@ -265,7 +266,7 @@ fn every_field_at_its_offset() {
             assert_eq!(h.to, 0x0505_0505);
         } else {
             check::<Layout32>(&out, &repr);
-            let h: Header32 = Message::<_, Layout32>::new_checked(&out[..])
+            let h: Header32 = Message::<_, Layout32>::new_checked_in(&out[..])
                 .unwrap()
                 .header();
             assert_eq!(h.as_bytes(), &out[..72]);
@@ -282,13 +283,13 @@ fn padding_contents_ignored_on_parse() {
     b[84] = 0xEE; // tail padding
     b[94] = 0xEE; // name padding (second NUL)
     b[103] = 0xEE; // data padding
-    let m = Message::<_, Layout64>::new_checked(&b[..]).unwrap();
+    let m = Message::<_, Layout64>::new_checked_in(&b[..]).unwrap();
     assert_eq!(m.name(), "$.Fred");
     assert_eq!(m.data(), b"abc1234");
     let mut out = vec![0; 108];
     MessageRepr::parse(&m)
         .unwrap()
-        .emit::<Layout64>(&mut out)
+        .emit_in::<Layout64>(&mut out)
         .unwrap();
     assert_eq!(out, simple(&SPEC64, b"$.Fred", b"abc1234"));
 }
@@ -296,7 +297,7 @@ fn padding_contents_ignored_on_parse() {
 #[test]
 fn errors_are_specific() {
     let good = simple(&SPEC64, b"$.Fred", b"abc1234");
-    let parse = |b: &[u8]| Message::<_, Layout64>::new_checked(b.to_vec()).map(|_| ());
+    let parse = |b: &[u8]| Message::<_, Layout64>::new_checked_in(b.to_vec()).map(|_| ());
 
     assert_eq!(
         parse(&good[..50]),
@@ -340,25 +341,30 @@ fn errors_are_specific() {
     put(&mut b, 52, 0);
     // name_len 0 moves the final guard: PN(0) = 4 → guard expected at 88+4+8
     assert!(parse(&b).is_err());
-    // wildcard names are never received
+    // The name's meaning is not checked by new_checked (structure only):
+    // a wildcard name is well-formed bytes, and check_name says what is
+    // wrong with it.
     let b = simple(&SPEC64, b"$.Fred.*", b"");
-    assert_eq!(parse(&b), Err(Error::Name(NameError::WildcardNotAllowed)));
-    // Latin-1 name: valid for the kernel, refused for `&str`
-    let b = simple(&SPEC64, b"$.Caf\xE9", b"");
+    let m = Message::<_, Layout64>::new_checked_in(&b[..]).unwrap();
     assert_eq!(
-        parse(&b),
-        Err(Error::NonAsciiName {
-            index: 5,
-            byte: 0xE9
-        })
+        m.check_name(),
+        Err(Error::Name(NameError::WildcardNotAllowed))
     );
-    let m = Message::<_, Layout64>::new_unchecked(&b[..]);
-    assert_eq!(m.name_bytes(), b"$.Caf\xE9");
-    assert_eq!(m.name(), "");
+    // Latin-1 name: valid for the kernel, a well-formed message, and a
+    // name whose bytes are there (issue 10).
+    let b = simple(&SPEC64, b"$.Caf\xE9", b"");
+    let m = Message::<_, Layout64>::new_checked_in(&b[..]).unwrap();
+    assert_eq!(m.check_name(), Ok(()));
+    assert_eq!(m.name(), b"$.Caf\xE9");
+    assert_eq!(m.name().to_str(), None);
+    assert_eq!(m.name().to_string(), "$.Café");
+    // ...and parse → emit gives the same bytes.
+    let repr = MessageRepr::parse(&m).unwrap();
+    assert_eq!(repr.to_vec_in::<Layout64>().unwrap(), b);
     // trailing bytes are allowed
     let mut b = good.clone();
     b.extend_from_slice(&[1, 2, 3, 4, 5]);
-    let m = Message::<_, Layout64>::new_checked(&b[..]).unwrap();
+    let m = Message::<_, Layout64>::new_checked_in(&b[..]).unwrap();
     assert_eq!(m.total_len(), 108);
     assert_eq!(m.as_bytes(), &good[..]);
 
@@ -366,18 +372,18 @@ fn errors_are_specific() {
     let repr = MessageRepr::announcement("$.Fred", b"abc1234");
     let mut small = [0u8; 107];
     assert_eq!(
-        repr.emit::<Layout64>(&mut small),
+        repr.emit_in::<Layout64>(&mut small),
         Err(Error::BufferTooSmall {
             needed: 108,
             got: 107
         })
     );
     assert_eq!(
-        MessageRepr::announcement("$.Fred.*", b"").emit::<Layout64>(&mut [0; 200]),
+        MessageRepr::announcement("$.Fred.*", b"").emit_in::<Layout64>(&mut [0; 200]),
         Err(Error::Name(NameError::WildcardNotAllowed))
     );
     // emit_unvalidated writes what KBUS would refuse
-    let n = MessageRepr::announcement("Fred", b"").emit_unvalidated::<Layout32>(&mut [0; 200]);
+    let n = MessageRepr::announcement("Fred", b"").emit_unvalidated_in::<Layout32>(&mut [0; 200]);
     assert_eq!(n, Ok(72 + 8 + 4));
 }
 
@@ -436,9 +442,9 @@ fn bind_event_data_example() {
     msg.id = MessageId::new(0, 42);
     msg.flags = Flags::SYNTHETIC | Flags::ALL_OR_FAIL;
     let mut buf = [0u8; 200];
-    let n = msg.emit::<Layout64>(&mut buf).unwrap();
+    let n = msg.emit_in::<Layout64>(&mut buf).unwrap();
     assert_eq!(n, 88 + padded_name_len(23) + 20 + 4);
-    let m = Message::<_, Layout64>::new_checked(&buf[..n]).unwrap();
+    let m = Message::<_, Layout64>::new_checked_in(&buf[..n]).unwrap();
     assert_eq!(m.kind(), kbus_wire::Kind::ReplierBindEvent);
     assert_eq!(m.bind_event().unwrap().binder(), 5);
     assert_eq!(

@@ -24,16 +24,16 @@ fn golden_repr() -> MessageRepr<'static> {
 
 fn check<L: Layout>(golden: &[u8]) {
     let repr = golden_repr();
-    assert_eq!(repr.buffer_len::<L>(), golden.len());
+    assert_eq!(repr.buffer_len_in::<L>(), golden.len());
     let mut buf = vec![0xAA; golden.len() + 8];
-    let n = repr.emit::<L>(&mut buf).expect("emit");
+    let n = repr.emit_in::<L>(&mut buf).expect("emit");
     assert_eq!(
         &buf[..n],
         golden,
         "emit with a {}-byte header",
         L::HEADER_LEN
     );
-    let msg = Message::<_, L>::new_checked(golden).expect("golden file parses");
+    let msg = Message::<_, L>::new_checked_in(golden).expect("golden file parses");
     assert_eq!(MessageRepr::parse(&msg).unwrap(), repr);
     assert_eq!(msg.flags().bits(), 0x8001_0003);
 }

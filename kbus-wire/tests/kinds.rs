@@ -3,13 +3,13 @@
 
 use kbus_wire::{
     Error, Flags, Kind, Layout, Layout32, Layout64, Message, MessageFields, MessageId, MessageRepr,
-    NativeLayout, OrigFrom, SyntheticName,
+    Name, NativeLayout, OrigFrom, SyntheticName,
 };
 
 /// Emits `repr` into a fresh buffer and returns the bytes.
 fn bytes<L: Layout>(repr: &MessageRepr<'_>) -> Vec<u8> {
-    let mut buf = vec![0; repr.buffer_len::<L>()];
-    repr.emit::<L>(&mut buf).unwrap();
+    let mut buf = vec![0; repr.buffer_len_in::<L>()];
+    repr.emit_in::<L>(&mut buf).unwrap();
     buf
 }
 
@@ -29,8 +29,8 @@ fn constructors_and_kinds() {
     delivered.orig_from = OrigFrom::new(2, 3);
     delivered.flags |= Flags::WANT_YOU_TO_REPLY | Flags::URGENT | Flags::from_user_bits(7);
     for layout_bytes in [bytes::<Layout64>(&delivered), bytes::<Layout32>(&delivered)] {
-        let v64 = Message::<_, Layout64>::new_checked(&layout_bytes[..]);
-        let v32 = Message::<_, Layout32>::new_checked(&layout_bytes[..]);
+        let v64 = Message::<_, Layout64>::new_checked_in(&layout_bytes[..]);
+        let v32 = Message::<_, Layout32>::new_checked_in(&layout_bytes[..]);
         let msg = if layout_bytes.len() == 88 + 8 + 4 {
             MessageRepr::parse(v64.as_ref().unwrap()).unwrap()
         } else {
@@ -59,7 +59,7 @@ fn reply_to_a_message_view() {
     req.id = MessageId::new(0, 5);
     req.from = 9;
     let buf = bytes::<NativeLayout>(&req);
-    let msg = Message::<_, NativeLayout>::new_checked(&buf[..]).unwrap();
+    let msg = Message::new_checked(&buf[..]).unwrap();
     assert!(msg.wants_us_to_reply());
     let reply = MessageRepr::reply_to(&msg, b"!").unwrap();
     assert_eq!((reply.to, reply.in_reply_to), (9, MessageId::new(0, 5)));
@@ -82,7 +82,7 @@ fn stateful_requests() {
     assert_eq!((s2.to, s2.final_to), (7, OrigFrom::new(1, 2)));
     // From a view of a Reply.
     let buf = bytes::<Layout32>(&reply);
-    let view = Message::<_, Layout32>::new_checked(&buf[..]).unwrap();
+    let view = Message::<_, Layout32>::new_checked_in(&buf[..]).unwrap();
     let s3 = MessageRepr::stateful_request(&view, "$.Svc.Again", b"").unwrap();
     assert_eq!(s3.to, 7);
     // Otherwise refused.
@@ -112,7 +112,7 @@ fn status_and_synthetic_kinds() {
         "<Status '$.KBUS.Replier.GoneAway', to=2, from=4, in_reply_to=[0:3], flags=0x4 (SYN)>"
     );
     let buf = bytes::<NativeLayout>(&gone);
-    let view = Message::<_, NativeLayout>::new_checked(&buf[..]).unwrap();
+    let view = Message::new_checked(&buf[..]).unwrap();
     assert_eq!(view.kind(), Kind::Status);
     assert_eq!(view.to_string(), gone.to_string());
 
@@ -165,7 +165,7 @@ fn printed_forms() {
     );
     // Debug is readable too, for both views and reprs.
     let buf = bytes::<Layout64>(&r);
-    let view = Message::<_, Layout64>::new_checked(&buf[..]).unwrap();
+    let view = Message::<_, Layout64>::new_checked_in(&buf[..]).unwrap();
     let d = format!("{view:?}");
     assert!(d.contains("kind: StatefulRequest"), "{d}");
     assert!(d.contains("name: '$.Fred'"), "{d}");
@@ -205,7 +205,7 @@ fn ids_and_flags() {
     let mut r = MessageRepr::announcement("$.F", b"");
     r.flags = Flags::from_bits_retain(0xFFFF_FFFF);
     let buf = bytes::<NativeLayout>(&r);
-    let m = Message::<_, NativeLayout>::new_checked(&buf[..]).unwrap();
+    let m = Message::new_checked(&buf[..]).unwrap();
     assert_eq!(m.flags().bits(), 0xFFFF_FFFF);
 }
 
@@ -213,7 +213,7 @@ fn ids_and_flags() {
 fn setters_and_mutable_views() {
     let r = MessageRepr::announcement("$.Fred", b"abcd");
     let mut buf = bytes::<Layout32>(&r);
-    let mut m = Message::<_, Layout32>::new_checked(&mut buf[..]).unwrap();
+    let mut m = Message::<_, Layout32>::new_checked_in(&mut buf[..]).unwrap();
     m.set_to(3);
     m.set_from(4);
     m.set_id(MessageId::new(5, 6));
@@ -233,7 +233,7 @@ fn setters_and_mutable_views() {
         (m.orig_from(), m.final_to()),
         (OrigFrom::new(9, 10), OrigFrom::new(11, 12))
     );
-    assert_eq!((m.name(), m.data()), ("$.Gred", &b"wxyz"[..]));
+    assert_eq!((m.name(), m.data()), (Name::new("$.Gred"), &b"wxyz"[..]));
     assert!(m.is_urgent());
     m.set_name_ptr(0x1234);
     assert_eq!(
@@ -251,9 +251,9 @@ fn setters_and_mutable_views() {
 #[test]
 fn emitters_into_owned_buffers() {
     let r = MessageRepr::request("$.Fred", b"abc1234");
-    let v: heapless::Vec<u8, 128> = r.emit_heapless::<Layout64, 128>().unwrap();
+    let v: heapless::Vec<u8, 128> = r.emit_heapless_in::<Layout64, 128>().unwrap();
     assert_eq!(v.len(), 108);
-    let too_small = r.emit_heapless::<Layout64, 100>();
+    let too_small = r.emit_heapless_in::<Layout64, 100>();
     assert_eq!(
         too_small,
         Err(Error::BufferTooSmall {
@@ -261,13 +261,13 @@ fn emitters_into_owned_buffers() {
             got: 100
         })
     );
-    let m = Message::<_, Layout64>::new_checked(v).unwrap();
+    let m = Message::<_, Layout64>::new_checked_in(v).unwrap();
     assert_eq!(m.name(), "$.Fred");
     #[cfg(feature = "alloc")]
     {
-        let owned = r.to_vec::<Layout32>().unwrap();
+        let owned = r.to_vec_in::<Layout32>().unwrap();
         assert_eq!(owned.len(), 92);
-        let m = Message::<_, Layout32>::new_checked(owned).unwrap();
+        let m = Message::<_, Layout32>::new_checked_in(owned).unwrap();
         assert_eq!(m.data(), b"abc1234");
         assert_eq!(m.clone(), m);
     }
@@ -284,10 +284,10 @@ fn pointy_header_points_at_borrowed_bytes() {
     assert_eq!(bytes.len(), NativeLayout::HEADER_LEN);
     assert_eq!(pointy.name_ptr(), name.as_ptr() as usize);
     assert_eq!(pointy.data_ptr(), data.as_ptr() as usize);
-    assert_eq!(pointy.message_len(), repr.buffer_len::<NativeLayout>());
+    assert_eq!(pointy.message_len(), repr.buffer_len());
     // The same header as the entire form, except for the two pointers.
     let entire = bytes_native(&repr);
-    let view = Message::<_, NativeLayout>::new_unchecked(bytes);
+    let view = Message::new_unchecked(bytes);
     assert_eq!(view.name_ptr(), name.as_ptr() as usize as u64);
     assert_eq!(view.data_ptr(), data.as_ptr() as usize as u64);
     assert_eq!(
@@ -298,7 +298,7 @@ fn pointy_header_points_at_borrowed_bytes() {
         })
     );
     let mut copy = bytes.to_vec();
-    let mut m = Message::<_, NativeLayout>::new_unchecked(&mut copy[..]);
+    let mut m = Message::new_unchecked(&mut copy[..]);
     m.set_name_ptr(0);
     m.set_data_ptr(0);
     assert_eq!(&copy[..], &entire[..NativeLayout::HEADER_LEN]);
@@ -327,8 +327,8 @@ fn cross_layout() {
     assert_eq!(b64.len(), b32.len() + 16);
     assert_eq!(&b64[..60], &b32[..60], "common header prefix");
     assert_eq!(&b64[88..], &b32[72..], "name, data and final guard");
-    let v64 = Message::<_, Layout64>::new_checked(&b64[..]).unwrap();
-    let v32 = Message::<_, Layout32>::new_checked(&b32[..]).unwrap();
+    let v64 = Message::<_, Layout64>::new_checked_in(&b64[..]).unwrap();
+    let v32 = Message::<_, Layout32>::new_checked_in(&b32[..]).unwrap();
     let p64 = MessageRepr::parse(&v64).unwrap();
     let p32 = MessageRepr::parse(&v32).unwrap();
     assert_eq!(p64, r);
@@ -337,8 +337,8 @@ fn cross_layout() {
     assert_eq!(bytes::<Layout32>(&p64), b32);
     assert_eq!(bytes::<Layout64>(&p32), b64);
     // Reading with the wrong layout fails cleanly.
-    assert!(Message::<_, Layout32>::new_checked(&b64[..]).is_err());
-    assert!(Message::<_, Layout64>::new_checked(&b32[..]).is_err());
+    assert!(Message::<_, Layout32>::new_checked_in(&b64[..]).is_err());
+    assert!(Message::<_, Layout64>::new_checked_in(&b32[..]).is_err());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 
 use kbus_wire::{
-    Flags, Layout32, Layout64, Message, MessageId, MessageRepr, NativeLayout, ReplierBindEvent,
+    Flags, Layout32, Layout64, Message, MessageId, MessageRepr, ReplierBindEvent,
     ReplierBindEventRepr,
 };
 
@@ -51,10 +51,10 @@ fn parse_and_emit_allocate_nothing() {
         let mut req = MessageRepr::request("$.Sensors.Kitchen", &data);
         req.id = MessageId::new(0, 1);
         req.flags |= Flags::WANT_YOU_TO_REPLY;
-        let a = req.emit::<Layout64>(&mut buf64).unwrap();
-        let b = req.emit::<Layout32>(&mut buf32).unwrap();
-        let m64 = Message::<_, Layout64>::new_checked(&buf64[..a]).unwrap();
-        let m32 = Message::<_, Layout32>::new_checked(&buf32[..b]).unwrap();
+        let a = req.emit_in::<Layout64>(&mut buf64).unwrap();
+        let b = req.emit_in::<Layout32>(&mut buf32).unwrap();
+        let m64 = Message::<_, Layout64>::new_checked_in(&buf64[..a]).unwrap();
+        let m32 = Message::<_, Layout32>::new_checked_in(&buf32[..b]).unwrap();
         let p64 = MessageRepr::parse(&m64).unwrap();
         let p32 = MessageRepr::parse(&m32).unwrap();
         assert_eq!(p64, p32);
@@ -62,7 +62,7 @@ fn parse_and_emit_allocate_nothing() {
         let stateful = MessageRepr::stateful_request(&reply, "$.Next", b"").unwrap();
         let pointy = stateful.pointy_header();
         let sum = pointy.as_bytes().len() + m64.data().len() + m32.name().len();
-        let heap: heapless::Vec<u8, 256> = reply.emit_heapless::<NativeLayout, 256>().unwrap();
+        let heap: heapless::Vec<u8, 256> = reply.emit_heapless::<256>().unwrap();
         let e = ReplierBindEventRepr {
             is_bind: true,
             binder: 5,
@@ -72,8 +72,8 @@ fn parse_and_emit_allocate_nothing() {
         .unwrap();
         let view = ReplierBindEvent::new_checked(&ev[..e]).unwrap();
         // Errors are allocation-free too.
-        let err = Message::<_, Layout64>::new_checked(&buf64[..10]).unwrap_err();
-        let _ = MessageRepr::announcement("$.A.*", b"").emit::<Layout64>(&mut buf64);
+        let err = Message::<_, Layout64>::new_checked_in(&buf64[..10]).unwrap_err();
+        let _ = MessageRepr::announcement("$.A.*", b"").emit_in::<Layout64>(&mut buf64);
         sum + heap.len()
             + view.binder() as usize
             + matches!(err, kbus_wire::Error::Truncated { .. }) as usize

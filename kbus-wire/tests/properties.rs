@@ -5,7 +5,7 @@
 #![allow(clippy::manual_div_ceil)]
 
 use kbus_wire::{
-    entire_len, Flags, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, OrigFrom,
+    entire_len, Flags, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, Name, OrigFrom,
     ReplierBindEvent, END_GUARD, START_GUARD,
 };
 use proptest::prelude::*;
@@ -29,6 +29,7 @@ struct Fields {
     orig_from: (u32, u32),
     final_to: (u32, u32),
     flags: u32,
+    extra: u32,
     name: String,
     data: Vec<u8>,
 }
@@ -41,12 +42,12 @@ fn fields_strategy() -> impl Strategy<Value = Fields> {
         any::<u32>(),
         any::<(u32, u32)>(),
         any::<(u32, u32)>(),
-        any::<u32>(),
+        (any::<u32>(), any::<u32>()),
         name_strategy(),
         prop::collection::vec(any::<u8>(), 0..300),
     )
         .prop_map(
-            |(id, in_reply_to, to, from, orig_from, final_to, flags, name, data)| Fields {
+            |(id, in_reply_to, to, from, orig_from, final_to, (flags, extra), name, data)| Fields {
                 id,
                 in_reply_to,
                 to,
@@ -54,6 +55,7 @@ fn fields_strategy() -> impl Strategy<Value = Fields> {
                 orig_from,
                 final_to,
                 flags,
+                extra,
                 name,
                 data,
             },
@@ -68,35 +70,36 @@ fn repr(f: &Fields) -> MessageRepr<'_> {
         from: f.from,
         orig_from: OrigFrom::new(f.orig_from.0, f.orig_from.1),
         final_to: OrigFrom::new(f.final_to.0, f.final_to.1),
+        extra: f.extra,
         flags: Flags::from_bits_retain(f.flags),
-        name: &f.name,
+        name: Name::new(&f.name),
         data: &f.data,
     }
 }
 
 fn round_trip<L: Layout>(f: &Fields, slack: usize) -> Result<(), TestCaseError> {
     let r = repr(f);
-    let len = r.buffer_len::<L>();
+    let len = r.buffer_len_in::<L>();
     prop_assert_eq!(len, entire_len::<L>(f.name.len(), f.data.len()));
     prop_assert_eq!(len % 4, 0);
     let mut buf = vec![0xA5u8; len + slack];
-    prop_assert_eq!(r.emit::<L>(&mut buf), Ok(len));
+    prop_assert_eq!(r.emit_in::<L>(&mut buf), Ok(len));
     prop_assert!(
         buf[len..].iter().all(|&b| b == 0xA5),
         "nothing written past the end"
     );
-    let msg =
-        Message::<_, L>::new_checked(&buf[..]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let msg = Message::<_, L>::new_checked_in(&buf[..])
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(msg.total_len(), len);
     let parsed = MessageRepr::parse(&msg).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(parsed, r);
     // Emitting the parsed form gives the same bytes.
     let mut again = vec![0u8; len];
-    parsed.emit::<L>(&mut again).unwrap();
+    parsed.emit_in::<L>(&mut again).unwrap();
     prop_assert_eq!(&again[..], &buf[..len]);
     // One byte short never works.
-    prop_assert!(r.emit::<L>(&mut buf[..len - 1]).is_err());
-    prop_assert!(Message::<_, L>::new_checked(&buf[..len - 1]).is_err());
+    prop_assert!(r.emit_in::<L>(&mut buf[..len - 1]).is_err());
+    prop_assert!(Message::<_, L>::new_checked_in(&buf[..len - 1]).is_err());
     Ok(())
 }
 
@@ -139,13 +142,13 @@ fn touch_all<L: Layout>(m: &Message<&[u8], L>) -> usize {
     let _ = MessageRepr::reply_to(&r, b"x");
     let _ = MessageRepr::stateful_request(m, "$.S", b"");
     let mut out = vec![0u8; 64];
-    let _ = r.emit::<L>(&mut out);
+    let _ = r.emit_in::<L>(&mut out);
     acc
 }
 
 /// Mutable accessors on arbitrary bytes; none may panic.
 fn poke_all<L: Layout>(bytes: &mut [u8], v: u32) {
-    let mut m = Message::<_, L>::new_unchecked(bytes);
+    let mut m = Message::<_, L>::new_unchecked_in(bytes);
     m.set_to(v);
     m.set_from(v);
     m.set_id(MessageId::new(v, v));
@@ -170,8 +173,8 @@ fn poke_all<L: Layout>(bytes: &mut [u8], v: u32) {
 /// the deep checks that random bytes rarely get past.
 fn corrupted<L: Layout>(f: &Fields, at: usize, word: u32, cut: usize) -> Vec<u8> {
     let r = repr(f);
-    let mut buf = vec![0u8; r.buffer_len::<L>()];
-    r.emit::<L>(&mut buf).unwrap();
+    let mut buf = vec![0u8; r.buffer_len_in::<L>()];
+    r.emit_in::<L>(&mut buf).unwrap();
     let at = at % buf.len();
     let end = (at + 4).min(buf.len());
     buf[at..end].copy_from_slice(&word.to_ne_bytes()[..end - at]);
@@ -196,13 +199,13 @@ proptest! {
     #[test]
     fn cross_layout_identity(f in fields_strategy()) {
         let r = repr(&f);
-        let mut b64 = vec![0u8; r.buffer_len::<Layout64>()];
-        r.emit::<Layout64>(&mut b64).unwrap();
-        let m64 = Message::<_, Layout64>::new_checked(&b64[..]).unwrap();
+        let mut b64 = vec![0u8; r.buffer_len_in::<Layout64>()];
+        r.emit_in::<Layout64>(&mut b64).unwrap();
+        let m64 = Message::<_, Layout64>::new_checked_in(&b64[..]).unwrap();
         let p = MessageRepr::parse(&m64).unwrap();
-        let mut b32 = vec![0u8; p.buffer_len::<Layout32>()];
-        p.emit::<Layout32>(&mut b32).unwrap();
-        let m32 = Message::<_, Layout32>::new_checked(&b32[..]).unwrap();
+        let mut b32 = vec![0u8; p.buffer_len_in::<Layout32>()];
+        p.emit_in::<Layout32>(&mut b32).unwrap();
+        let m32 = Message::<_, Layout32>::new_checked_in(&b32[..]).unwrap();
         prop_assert_eq!(MessageRepr::parse(&m32).unwrap(), r);
         prop_assert_eq!(b64.len(), b32.len() + 16);
     }
@@ -211,10 +214,10 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         for start in [0usize, 1] {
             let b = &bytes[start.min(bytes.len())..];
-            let _ = Message::<_, Layout64>::new_checked(b);
-            let _ = Message::<_, Layout32>::new_checked(b);
-            touch_all(&Message::<&[u8], Layout64>::new_unchecked(b));
-            touch_all(&Message::<&[u8], Layout32>::new_unchecked(b));
+            let _ = Message::<_, Layout64>::new_checked_in(b);
+            let _ = Message::<_, Layout32>::new_checked_in(b);
+            touch_all(&Message::<&[u8], Layout64>::new_unchecked_in(b));
+            touch_all(&Message::<&[u8], Layout32>::new_unchecked_in(b));
             let ev = ReplierBindEvent::new_unchecked(b);
             let _ = (ev.is_bind(), ev.binder(), ev.name(), ev.to_string(), ev.check());
             let _ = ReplierBindEvent::new_checked(b);
@@ -252,18 +255,18 @@ proptest! {
                 }
             }
             if h == 88 {
-                if let Ok(m) = Message::<_, Layout64>::new_checked(&bytes[..]) {
+                if let Ok(m) = Message::<_, Layout64>::new_checked_in(&bytes[..]) {
                     prop_assert!(m.total_len() <= bytes.len());
                     prop_assert_eq!(m.name().len(), name_len as usize);
                     prop_assert_eq!(m.data().len(), data_len as usize);
                 }
-                touch_all(&Message::<&[u8], Layout64>::new_unchecked(&bytes));
+                touch_all(&Message::<&[u8], Layout64>::new_unchecked_in(&bytes));
             } else {
-                if let Ok(m) = Message::<_, Layout32>::new_checked(&bytes[..]) {
+                if let Ok(m) = Message::<_, Layout32>::new_checked_in(&bytes[..]) {
                     prop_assert!(m.total_len() <= bytes.len());
                     prop_assert_eq!(m.name().len(), name_len as usize);
                 }
-                touch_all(&Message::<&[u8], Layout32>::new_unchecked(&bytes));
+                touch_all(&Message::<&[u8], Layout32>::new_unchecked_in(&bytes));
             }
         }
     }
@@ -273,16 +276,23 @@ proptest! {
         f in fields_strategy(), at in any::<usize>(), word in any::<u32>(), cut in 0usize..12,
     ) {
         for b in [corrupted::<Layout64>(&f, at, word, cut), corrupted::<Layout32>(&f, at, word, cut)] {
-            let m = Message::<&[u8], Layout64>::new_unchecked(&b);
+            let m = Message::<&[u8], Layout64>::new_unchecked_in(&b);
             let _ = m.check();
             touch_all(&m);
-            let m = Message::<&[u8], Layout32>::new_unchecked(&b);
+            let m = Message::<&[u8], Layout32>::new_unchecked_in(&b);
             let _ = m.check();
             touch_all(&m);
             // A checked view's fields are consistent with its bytes.
-            if let Ok(m) = Message::<_, Layout64>::new_checked(&b[..]) {
+            if let Ok(m) = Message::<_, Layout64>::new_checked_in(&b[..]) {
                 prop_assert!(m.total_len() <= b.len());
-                prop_assert!(kbus_wire::name::validate_message_name(m.name().as_bytes()).is_ok());
+                prop_assert_eq!(m.name().len(), m.name_len() as usize);
+                prop_assert_eq!(m.data().len(), m.data_len() as usize);
+                // Structure only: the name's meaning is check_name's job,
+                // and agrees with the validator.
+                prop_assert_eq!(
+                    m.check_name().is_ok(),
+                    kbus_wire::name::validate_message_name(m.name().as_bytes()).is_ok()
+                );
             }
         }
     }
