@@ -162,9 +162,21 @@ fn portable_tests(krate: &str) -> Result<Vec<String>> {
 
 /// Build one example of `package` for `t` with `profile`.
 pub fn example(t: &Target, package: &str, name: &str, profile: &str) -> Result<PathBuf> {
+    example_with(t, package, name, profile, &[])
+}
+
+/// [`example`] with extra cargo arguments (e.g. `--features tokio`).
+pub fn example_with(
+    t: &Target,
+    package: &str,
+    name: &str,
+    profile: &str,
+    extra: &[&str],
+) -> Result<PathBuf> {
     step(format!("building example {name} for {}", t.arch));
     let mut c = cargo(t, "build");
     c.args(["-p", package, "--example", name, "--profile", profile]);
+    c.args(extra);
     let exes = executables(c, false)?;
     exes.into_iter()
         .find(|e| e.file_name().is_some_and(|n| n == name))

@@ -17,6 +17,13 @@ const EXAMPLES_DIR: &str = "kbus-rustix";
 const DEMO: &str = "demo";
 const FIRMWARE: &str = "firmware";
 const FIRMWARE_PROFILE: &str = "firmware";
+/// kbus-rustix's API examples run in every guest, with their cargo arguments.
+const API_EXAMPLES: &[(&str, &[&str])] = &[
+    ("readme", &[]),
+    ("listener", &[]),
+    ("replier", &[]),
+    ("async_requester", &["--features", "tokio"]),
+];
 
 /// Bare-metal target of the no_std proof.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -178,6 +185,11 @@ fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
     }
     if cross::has_example(EXAMPLES_DIR, DEMO) {
         let exe = cross::example(t, EXAMPLES_PACKAGE, DEMO, "dev")?;
+        bins.push(Payload::new(exe, Vec::new()));
+    }
+    // The API examples of issue 10; each must exist.
+    for (name, extra) in API_EXAMPLES {
+        let exe = cross::example_with(t, EXAMPLES_PACKAGE, name, "dev", extra)?;
         bins.push(Payload::new(exe, Vec::new()));
     }
     if cross::has_example(EXAMPLES_DIR, FIRMWARE) {
