@@ -9,6 +9,8 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+pub mod raw;
+
 pub use kbus_rustix::{Errno, Error, Ksock, Mode, Ready, Role};
 pub use kbus_wire::{Flags, Message, MessageId, MessageRepr};
 

@@ -178,3 +178,31 @@ fn invalid_or_wildcard_message_names_are_ebadmsg() {
     );
     assert_eq!(e.op(), kbus_rustix::Op::Write);
 }
+
+/// Issue 10: a sender using a Latin-1 name (which the kernel accepts) must
+/// not break a `$.*` Listener loop that uses `?`, and what it reads
+/// round-trips byte-exact through `MessageRepr`.
+#[test]
+fn a_latin1_name_does_not_break_a_wildcard_listener_loop() -> Result<(), Error> {
+    let l = open_ro(2);
+    bind(&l, "$.*", Role::Listener);
+    let s = open_rw(2);
+    let mut latin1 = MessageRepr::announcement("", b"caf\xe9");
+    latin1.name = kbus_rustix::Name::from_bytes(b"$.Latin.Caf\xe9");
+    let id = send(&s, &latin1);
+    send(&s, &MessageRepr::announcement("$.Latin.Next", b"ascii"));
+    let mut buf = [0u8; 256];
+    let mut seen = Vec::new();
+    l.messages(&mut buf).try_for_each(|m| {
+        // parse -> emit gives the bytes the kernel delivered.
+        assert_eq!(m.repr().to_vec()?, m.as_bytes(), "{m}");
+        seen.push((m.id(), m.name().as_bytes().to_vec(), m.name().to_string()));
+        Ok::<(), Error>(())
+    })?;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, id);
+    assert_eq!(seen[0].1, b"$.Latin.Caf\xe9");
+    assert_eq!(seen[0].2, "$.Latin.Café");
+    assert_eq!(seen[1].1, b"$.Latin.Next");
+    Ok(())
+}
