@@ -133,7 +133,7 @@ pub enum ErrorKind {
     /// [`discard`](crate::Ksock::discard).
     SendPending,
     /// An async wait ran out of time
-    /// ([`AsyncKsock::request`](crate::tokio::AsyncKsock::request)).
+    /// (`tokio::AsyncKsock::request`).
     TimedOut,
     /// Building or checking a message failed (e.g. `MessageRepr::reply_to`
     /// on a message that is not ours to answer); no system call was made.
