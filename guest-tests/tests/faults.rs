@@ -498,12 +498,13 @@ fn faulty_round(f: &mut Faulty, round: u32, buf: &mut [u8]) {
                 )
                 .is_none()
             {
-                // Not unbound: still the Replier.
+                // Not unbound: still the Replier. (REPLIER copies the name
+                // in, so it may fail with ENOMEM itself: retried.)
+                let found = f.retry(OpKind::Replier, "A REPLIER SVC2", || a.find_replier(SVC2));
                 match b.ksock_id() {
-                    Ok(id) if a.find_replier(SVC2).ok() == Some(Some(id)) => {}
+                    Ok(id) if found == Some(Some(id)) => {}
                     Ok(id) => f.problem(format!(
-                        "after a failed UNBIND, {SVC2} is no longer bound to Ksock {id}: {:?}",
-                        a.find_replier(SVC2)
+                        "after a failed UNBIND, {SVC2} is no longer bound to Ksock {id}: {found:?}"
                     )),
                     Err(e) => f.problem(format!("KSOCKID: {e}")),
                 }

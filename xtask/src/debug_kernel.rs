@@ -188,8 +188,8 @@ fn build(
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let log = work.join("build.log");
     step(format!(
-        "building the debug kernel ({} {version}, make -j{jobs}; a cold build needs \
-         ~21 CPU-minutes, ~11 min on 2 idle cores; log: {})",
+        "building the debug kernel ({} {version}, make -j{jobs}; a cold build takes \
+         ~13 min on 2 cores; log: {})",
         sk.package,
         log.display()
     ));
