@@ -4,10 +4,11 @@
 //! cancellation safety (a dropped future loses no message and leaves no
 //! pending send).
 
-use std::future::poll_fn;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
@@ -270,25 +271,30 @@ fn a_dropped_request_loses_no_reply_and_a_dropped_send_leaves_nothing_pending() 
         let stop = Arc::new(AtomicBool::new(false));
         let rep = replier("$.Async.Cancel", 100, stop.clone());
         let k = AsyncKsock::new(open_rw(0)).unwrap();
-        let slow = async {
-            k.request(&MessageRepr::request("$.Async.Cancel", b"slow"), None)
-                .await
+        let req = MessageRepr::request("$.Async.Cancel", b"slow");
+        let first_poll = {
+            // Polled once (that sends the Request), then dropped.
+            let mut fut = pin!(k.request(&req, None));
+            poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
         };
-        // Cancelled right after the send (the first await in the wait).
-        let _ = tokio::time::timeout(Duration::from_micros(1), slow).await;
-        if k.get_ref().last_msg_id().unwrap() != MessageId::ZERO {
-            let got = tokio::time::timeout(Duration::from_secs(10), k.recv_owned()).await;
-            let Ok(m) = got else {
-                panic!(
-                    "no Reply within 10 s: {} queued on {}, replier alive: {}",
-                    ok(k.get_ref().num_messages(), "NUMMSGS"),
-                    k.get_ref(),
-                    !rep.is_finished()
-                );
-            };
-            let m = ok(m, "recv");
-            assert_eq!(m.data(), b"ans-slow");
-        }
+        let sent = ok(k.get_ref().last_msg_id(), "LASTSENT");
+        assert_ne!(sent, MessageId::ZERO, "the first poll sent the Request");
+        let reply = match first_poll {
+            // The Reply was already there: the future had it.
+            Poll::Ready(r) => ok(r, "request"),
+            // Dropped while waiting: the Reply is kept for the next read.
+            Poll::Pending => {
+                let got = tokio::time::timeout(Duration::from_secs(10), k.recv_owned()).await;
+                ok(
+                    got.expect("the Reply of the dropped request arrives"),
+                    "recv",
+                )
+            }
+        };
+        assert_eq!(
+            (reply.in_reply_to(), reply.data()),
+            (sent, &b"ans-slow"[..])
+        );
         stop.store(true, Ordering::SeqCst);
         rep.join().unwrap();
 
@@ -338,6 +344,40 @@ fn the_stream_yields_owned_messages_in_order() {
                 .await
                 .expect("never ends");
             assert_eq!(ok(m, "item").data(), [i]);
+        }
+        assert_empty(l.get_ref(), "done");
+    });
+}
+
+#[test]
+fn a_waiter_is_woken_whoever_else_gave_up() {
+    // Many tasks wait at once; most give up (their futures are dropped)
+    // before the message comes. The one still waiting must be woken.
+    runtime().block_on(async {
+        let l = Arc::new(AsyncKsock::new(open_ro(0)).unwrap());
+        bind(l.get_ref(), "$.Async.Waiters", Role::Listener);
+        let mut set = JoinSet::new();
+        for i in 0..20u32 {
+            let l = l.clone();
+            set.spawn(async move {
+                // Task 7 waits long, the others give up after 100 ms.
+                let patience = Duration::from_millis(if i == 7 { 10_000 } else { 100 });
+                (i, tokio::time::timeout(patience, l.recv_owned()).await)
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let id = send(
+            &open_rw(0),
+            &MessageRepr::announcement("$.Async.Waiters", b"w"),
+        );
+        while let Some(done) = set.join_next().await {
+            let (i, r) = done.expect("task");
+            if i == 7 {
+                let m = ok(r.expect("task 7 was woken"), "recv_owned");
+                assert_eq!(m.id(), id);
+            } else {
+                assert!(r.is_err(), "task {i} gave up before the message");
+            }
         }
         assert_empty(l.get_ref(), "done");
     });

@@ -6,15 +6,16 @@
 //! blocking thread.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
 use kbus_wire::{Message, MessageId, MessageRepr};
 use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::ksock::{Ksock, Ready};
@@ -54,7 +55,9 @@ const PENDING_RECHECK: Duration = Duration::from_millis(20);
 /// Every future is cancellation-safe: dropping it loses no message (a
 /// message is only taken from the Ksock by code that runs without awaiting
 /// until it is handed over or kept), and leaves no pending send (a send
-/// still pending when its future is dropped is discarded).
+/// still pending when its future is dropped is discarded). Waiting uses
+/// tokio's multi-waiter `AsyncFd::readable`, so any number of tasks can
+/// wait at once.
 ///
 /// ```no_run
 /// # async fn f() -> kbus_rustix::Result<()> {
@@ -70,22 +73,20 @@ const PENDING_RECHECK: Duration = Duration::from_millis(20);
 /// ```
 pub struct AsyncKsock {
     fd: AsyncFd<Ksock>,
-    state: Mutex<State>,
+    /// Messages read but not yet handed to anyone, oldest first. Only
+    /// changed with `reading` held, so they stay older than anything still
+    /// in the Ksock's queue.
+    kept: Mutex<VecDeque<OwnedMessage>>,
+    /// Notified when `kept` grows.
+    kept_grew: Notify,
     /// Held while one message is written and SENT: the module assembles one
     /// message at a time per Ksock, so two tasks' writes must not
     /// interleave.
     sending: Mutex<()>,
-    /// Held from NEXTMSG until the message is read: a second NEXTMSG in
-    /// between would drop the first task's message.
+    /// Held from looking at `kept` through NEXTMSG until the message read is
+    /// handed over or kept: a second NEXTMSG in between would drop the
+    /// first task's message, and a message kept late would be overtaken.
     reading: Mutex<()>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Messages read but not yet handed to anyone, oldest first.
-    kept: VecDeque<OwnedMessage>,
-    /// Tasks to wake when `kept` grows.
-    wakers: Vec<Waker>,
 }
 
 impl AsyncKsock {
@@ -96,7 +97,8 @@ impl AsyncKsock {
             crate::sys::register_async(ksock).map_err(|e| Error::os(Op::Poll, io_errno(&e)))?;
         Ok(AsyncKsock {
             fd,
-            state: Mutex::default(),
+            kept: Mutex::default(),
+            kept_grew: Notify::new(),
             sending: Mutex::new(()),
             reading: Mutex::new(()),
         })
@@ -112,8 +114,21 @@ impl AsyncKsock {
         self.fd.into_inner()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    /// Wait until the Ksock may be readable or `kept` has grown since
+    /// `kept_grew` was enabled. Returns the readiness guard when readable.
+    async fn wait_readable_or_kept<'a>(
+        &'a self,
+        kept_grew: Pin<&mut tokio::sync::futures::Notified<'a>>,
+    ) -> Result<Option<tokio::io::unix::AsyncFdReadyGuard<'a, Ksock>>> {
+        let mut readable = pin!(self.fd.readable());
+        let mut kept_grew = kept_grew;
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = readable.as_mut().poll(cx) {
+                return Poll::Ready(r.map(Some).map_err(read_error));
+            }
+            kept_grew.as_mut().poll(cx).map(|()| Ok(None))
+        })
+        .await
     }
 
     /// Wait for the next message and read it into `buf` (no heap unless it
@@ -124,76 +139,90 @@ impl AsyncKsock {
     /// the message is kept: the next `recv` with a large enough buffer gets
     /// it.
     pub async fn recv<'b>(&self, buf: &'b mut [u8]) -> Result<Message<&'b [u8]>> {
-        let len = poll_fn(|cx| self.poll_recv_into(cx, buf)).await?;
-        Message::new_checked(&buf[..len])
-            .map_err(|e| Error::new(Op::Read, ErrorKind::BadMessage(e)))
-    }
-
-    fn poll_recv_into(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
-        loop {
+        let len = loop {
+            let mut kept_grew = pin!(self.kept_grew.notified());
+            kept_grew.as_mut().enable();
             {
-                let mut state = self.state();
-                if let Some(m) = state.kept.front() {
-                    let bytes = m.as_bytes();
-                    let Some(out) = buf.get_mut(..bytes.len()) else {
-                        return Poll::Ready(Err(too_small(bytes.len(), buf.len())));
-                    };
-                    out.copy_from_slice(bytes);
-                    state.kept.pop_front();
-                    return Poll::Ready(Ok(out.len()));
+                let _reading = lock(&self.reading);
+                if let Some(r) = self.recv_kept(buf) {
+                    break r?;
                 }
-                register(&mut state, cx);
             }
-            let mut guard = ready!(self.fd.poll_read_ready(cx)).map_err(read_error)?;
+            let Some(mut guard) = self.wait_readable_or_kept(kept_grew).await? else {
+                continue;
+            };
+            // From here to the end of the block nothing awaits, so a
+            // cancelled `recv` never holds a message.
+            let _reading = lock(&self.reading);
+            if let Some(r) = self.recv_kept(buf) {
+                break r?;
+            }
             let ksock = self.fd.get_ref();
-            let _one_at_a_time = lock(&self.reading);
             match ksock.next_msg()? {
                 None => guard.clear_ready(),
                 Some(len) if len <= buf.len() => {
-                    return Poll::Ready(ksock.read_current(len, buf).map(|m| m.total_len()));
+                    break ksock.read_current(len, buf)?.total_len();
                 }
                 Some(len) => {
                     // Too small: keep it (first in line) for a larger buffer.
                     let m = ksock.read_current_owned(len)?;
-                    self.state().kept.push_front(m);
-                    return Poll::Ready(Err(too_small(len, buf.len())));
+                    lock(&self.kept).push_front(m);
+                    return Err(too_small(len, buf.len()));
                 }
             }
-        }
+        };
+        Message::new_checked(&buf[..len])
+            .map_err(|e| Error::new(Op::Read, ErrorKind::BadMessage(e)))
+    }
+
+    /// The oldest kept message copied into `buf` (and no longer kept), if
+    /// there is one; `reading` must be held.
+    fn recv_kept(&self, buf: &mut [u8]) -> Option<Result<usize>> {
+        let mut kept = lock(&self.kept);
+        let bytes = kept.front()?.as_bytes();
+        let Some(out) = buf.get_mut(..bytes.len()) else {
+            return Some(Err(too_small(bytes.len(), buf.len())));
+        };
+        out.copy_from_slice(bytes);
+        kept.pop_front();
+        Some(Ok(out.len()))
+    }
+
+    /// The first kept message that `want` accepts (no longer kept);
+    /// `reading` must be held.
+    fn take_kept(&self, want: &Want<'_>) -> Option<OwnedMessage> {
+        let mut kept = lock(&self.kept);
+        let i = kept.iter().position(want)?;
+        kept.remove(i)
     }
 
     /// The next message that `want` accepts, owned; the others read on the
     /// way are kept in order.
-    fn poll_owned(
-        &self,
-        cx: &mut Context<'_>,
-        want: &dyn Fn(&OwnedMessage) -> bool,
-    ) -> Poll<Result<OwnedMessage>> {
+    async fn next_wanted(&self, want: &Want<'_>) -> Result<OwnedMessage> {
         loop {
+            let mut kept_grew = pin!(self.kept_grew.notified());
+            kept_grew.as_mut().enable();
             {
-                let mut state = self.state();
-                if let Some(i) = state.kept.iter().position(want) {
-                    if let Some(m) = state.kept.remove(i) {
-                        return Poll::Ready(Ok(m));
-                    }
+                let _reading = lock(&self.reading);
+                if let Some(m) = self.take_kept(want) {
+                    return Ok(m);
                 }
-                register(&mut state, cx);
             }
-            let mut guard = ready!(self.fd.poll_read_ready(cx)).map_err(read_error)?;
-            let popped = {
-                let _one_at_a_time = lock(&self.reading);
-                self.fd.get_ref().read_next_msg_owned()?
+            let Some(mut guard) = self.wait_readable_or_kept(kept_grew).await? else {
+                continue;
             };
-            match popped {
+            // No await from here on: a cancelled future holds no message.
+            let reading = lock(&self.reading);
+            if let Some(m) = self.take_kept(want) {
+                return Ok(m);
+            }
+            match self.fd.get_ref().read_next_msg_owned()? {
                 None => guard.clear_ready(),
-                Some(m) if want(&m) => return Poll::Ready(Ok(m)),
+                Some(m) if want(&m) => return Ok(m),
                 Some(m) => {
-                    let wakers = {
-                        let mut state = self.state();
-                        state.kept.push_back(m);
-                        std::mem::take(&mut state.wakers)
-                    };
-                    wakers.into_iter().for_each(Waker::wake);
+                    lock(&self.kept).push_back(m);
+                    drop(reading);
+                    self.kept_grew.notify_waiters();
                 }
             }
         }
@@ -201,13 +230,16 @@ impl AsyncKsock {
 
     /// Wait for the next message, owned.
     pub async fn recv_owned(&self) -> Result<OwnedMessage> {
-        poll_fn(|cx| self.poll_owned(cx, &|_| true)).await
+        self.next_wanted(&|_| true).await
     }
 
     /// A [`Stream`] of owned messages, in order, forever (until an error,
     /// which it yields and then goes on).
     pub fn stream(&self) -> MessageStream<'_> {
-        MessageStream { ksock: self }
+        MessageStream {
+            ksock: self,
+            next: None,
+        }
     }
 
     /// Send `msg` (zero-copy, as [`Ksock::send_msg`]) and return its id.
@@ -280,7 +312,7 @@ impl AsyncKsock {
     ) -> Result<OwnedMessage> {
         let exchange = async {
             let id = self.send_msg(request).await?;
-            poll_fn(|cx| self.poll_owned(cx, &|m| m.in_reply_to() == id)).await
+            self.next_wanted(&|m| m.in_reply_to() == id).await
         };
         match timeout {
             None => exchange.await,
@@ -308,16 +340,29 @@ impl Drop for DiscardOnDrop<'_> {
     }
 }
 
-/// The [`Stream`] of [`AsyncKsock::stream`].
+/// Which messages a waiting task takes.
+type Want<'w> = dyn Fn(&OwnedMessage) -> bool + Send + Sync + 'w;
+
+/// The [`Stream`] of [`AsyncKsock::stream`]. Dropping it between items
+/// loses nothing; dropping it while an item is being waited for loses
+/// nothing either (see [`AsyncKsock`]).
 pub struct MessageStream<'k> {
     ksock: &'k AsyncKsock,
+    next: Option<Pin<Box<dyn Future<Output = Result<OwnedMessage>> + Send + 'k>>>,
 }
 
 impl Stream for MessageStream<'_> {
     type Item = Result<OwnedMessage>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.ksock.poll_owned(cx, &|_| true).map(Some)
+        let this = self.get_mut();
+        let ksock = this.ksock;
+        let next = this
+            .next
+            .get_or_insert_with(|| Box::pin(ksock.recv_owned()));
+        let item = std::task::ready!(next.as_mut().poll(cx));
+        this.next = None;
+        Poll::Ready(Some(item))
     }
 }
 
@@ -325,12 +370,6 @@ impl Stream for MessageStream<'_> {
 /// data consistent even if it panics, so poisoning is ignored.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn register(state: &mut State, cx: &Context<'_>) {
-    if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-        state.wakers.push(cx.waker().clone());
-    }
 }
 
 fn too_small(needed: usize, available: usize) -> Error {
