@@ -231,10 +231,18 @@ fn dropped_recv_futures_lose_no_message() {
     runtime().block_on(async {
         let l = AsyncKsock::new(open_ro(0)).unwrap();
         bind(l.get_ref(), "$.Async.Drop", Role::Listener);
-        let sender = thread::spawn(|| {
+        // The sender sends 10 batches of 20, each when told to; the
+        // receiver first lets one recv time out on the empty queue (a
+        // dropped future for sure), then reads the batch with short
+        // timeouts, which cut more waits short while messages arrive.
+        let (go, batches) = std::sync::mpsc::channel::<()>();
+        let sender = thread::spawn(move || {
             let s = open_rw(0);
             let mut rng = Rng(0x5eed);
             for i in 0..200u32 {
+                if i % 20 == 0 {
+                    batches.recv().expect("go");
+                }
                 if rng.percent(30) {
                     thread::sleep(Duration::from_millis(rng.below(3)));
                 }
@@ -246,20 +254,26 @@ fn dropped_recv_futures_lose_no_message() {
         });
         let mut buf = [0u8; 256];
         let mut next = 0u32;
-        let mut dropped = 0;
+        let (mut sure, mut raced) = (0, 0);
         while next < 200 {
-            // Most waits are cut short: each cancels a recv future.
+            if next % 20 == 0 && sure == next / 20 {
+                let r = tokio::time::timeout(Duration::from_millis(5), l.recv(&mut buf)).await;
+                assert!(r.is_err(), "nothing is queued before the batch");
+                sure += 1;
+                go.send(()).expect("sender alive");
+            }
             match tokio::time::timeout(Duration::from_micros(300), l.recv(&mut buf)).await {
                 Ok(m) => {
                     let m = ok(m, "recv");
                     assert_eq!(m.data(), next.to_le_bytes(), "in order, none lost");
                     next += 1;
                 }
-                Err(_) => dropped += 1,
+                Err(_) => raced += 1,
             }
         }
         sender.join().unwrap();
-        assert!(dropped > 0, "no recv future was ever dropped");
+        assert_eq!(sure, 10);
+        eprintln!("dropped recv futures: {sure} on an empty queue, {raced} while messages came");
         assert_empty(l.get_ref(), "done");
     });
 }
