@@ -1,7 +1,7 @@
 //! [`Ksock`]: one open KBUS device file (spec §1, §9.1).
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
 use kbus_wire::{Message, MessageId, MessageRepr, Name, MAX_NAME_LEN};
@@ -133,16 +133,22 @@ pub struct Ksock {
 /// written: on some deployed modules a `write()` in sending state frees the
 /// pending message while the Ksock stays in sending state, after which SEND
 /// gives ENOMSG and a poll crashes the kernel (spec §12 item 7).
+///
+/// `state` packs a generation (bits 1..) with the on bit (bit 0), so that a
+/// poll that started before another thread's SEND cannot clear the pending
+/// state that SEND set: it clears only the state it saw (see
+/// [`Pending::clear_if`]). One `u32`, because 32-bit MIPS has no 64-bit
+/// atomics.
 #[derive(Default)]
 struct Pending {
-    on: AtomicBool,
+    state: AtomicU32,
     network_id: AtomicU32,
     serial_num: AtomicU32,
 }
 
 impl Pending {
     fn get(&self) -> Option<MessageId> {
-        self.on.load(Ordering::Acquire).then(|| {
+        (self.state.load(Ordering::Acquire) & 1 == 1).then(|| {
             MessageId::new(
                 self.network_id.load(Ordering::Relaxed),
                 self.serial_num.load(Ordering::Relaxed),
@@ -150,14 +156,34 @@ impl Pending {
         })
     }
 
+    /// The current state, to hand to [`Pending::clear_if`] later.
+    fn snapshot(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
     fn set(&self, id: MessageId) {
         self.network_id.store(id.network_id, Ordering::Relaxed);
         self.serial_num.store(id.serial_num, Ordering::Relaxed);
-        self.on.store(true, Ordering::Release);
+        // A new generation, with the on bit.
+        let _ = self
+            .state
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |s| {
+                Some((s | 1).wrapping_add(2))
+            });
     }
 
     fn clear(&self) {
-        self.on.store(false, Ordering::Release);
+        self.state.fetch_and(!1, Ordering::Release);
+    }
+
+    /// Clear the pending state only if it is still `seen` (no SEND has set
+    /// a newer one since).
+    fn clear_if(&self, seen: u32) {
+        if seen & 1 == 1 {
+            let _ =
+                self.state
+                    .compare_exchange(seen, seen & !1, Ordering::Release, Ordering::Relaxed);
+        }
     }
 }
 
@@ -693,6 +719,9 @@ impl Ksock {
         if what.writable {
             flags |= PollFlags::OUT;
         }
+        // Taken before the syscall: its answer says nothing about a SEND
+        // that another thread makes while it runs.
+        let seen = self.pending.snapshot();
         let mut fds = [PollFd::from_borrowed_fd(self.fd(), flags)];
         #[cfg_attr(not(feature = "std"), allow(unused_mut))] // only std has a clock
         let mut left = timeout;
@@ -722,7 +751,7 @@ impl Ksock {
         if got.contains(PollFlags::OUT) {
             // Writable: the module is not in sending state (any pending
             // message was delivered or failed during this poll).
-            self.pending.clear();
+            self.pending.clear_if(seen);
         }
         Ok(Ready {
             readable: got.contains(PollFlags::IN),

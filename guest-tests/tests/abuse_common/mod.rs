@@ -664,3 +664,16 @@ pub fn meminfo(field: &str) -> u64 {
 }
 
 pub const MIB: u64 = 1024 * 1024;
+
+// ---- the rig's debug kernel ---------------------------------------------------
+
+/// Is this the rig's debug kernel (KASAN, lockdep, kmemleak, fault
+/// injection; `--arch x86_64-debug`)? kmemleak exists only there. Every
+/// allocation and lock is instrumented, so it runs 50 to 150 times slower
+/// than the Debian kernel: timing bounds made for the Debian kernels would
+/// measure the instrumentation, not the module. Tests use it to scale their
+/// bounds and sizes, and still check what they check (the debug run is there
+/// for KASAN, lockdep and kmemleak to watch them).
+pub fn debug_kernel() -> bool {
+    std::path::Path::new("/sys/kernel/debug/kmemleak").exists()
+}
