@@ -486,10 +486,26 @@ static void kbus_req_remove(struct rhltable *table, struct kbus_req *r)
 	kfree_rcu(r, rcu);
 }
 
+/*
+ * Reservations live in the sender's own xarray, indexed by serial number,
+ * when the Request's network id is 0: KBUS assigned that serial, so it is
+ * unique on the device (a wrapped counter can repeat one: such an entry,
+ * and every entry with a network id, goes to the device's id table). The
+ * common case then costs a radix-tree step, not a hash lookup.
+ */
 static struct kbus_req *kbus_outstanding_find(struct kbus_ksock *k,
 					      const struct kbus_msg_id *id)
 {
+	struct kbus_req *r;
+
 	lockdep_assert_held(&k->dev->lock);
+	if (!id->network_id) {
+		r = xa_load(&k->out_ids, id->serial_num);
+		if (r)
+			return r;
+	}
+	if (!k->out_hashed)
+		return NULL;
 	return kbus_req_find(&k->dev->outstanding, k, id, 0);
 }
 
@@ -508,17 +524,44 @@ static void kbus_out_size_grow(struct kbus_ksock *k)
 static int kbus_outstanding_add(struct kbus_ksock *k, struct kbus_req *r,
 				const struct kbus_msg_id *id)
 {
-	int err;
+	int err = -EBUSY;
 
 	lockdep_assert_held(&k->dev->lock);
-	err = kbus_req_insert(&k->dev->outstanding, r, k, id);
-	if (err)
+	memset(&r->key, 0, sizeof(r->key));
+	r->key.ksock = k;
+	r->key.id = *id;
+	r->in_xa = false;
+	if (!id->network_id)
+		err = xa_insert(&k->out_ids, id->serial_num, r, KBUS_GFP);
+	if (!err) {
+		r->in_xa = true;
+	} else if (err == -EBUSY) {
+		err = kbus_req_insert(&k->dev->outstanding, r, k, id);
+		if (err)
+			return err;
+		k->out_hashed++;
+	} else {
 		return err;
+	}
 	list_add(&r->link, &k->outstanding);
 	kbus_out_size_grow(k);
 	k->out_count++;
 	k->out_max = max(k->out_max, k->out_count);
 	return 0;
+}
+
+/* Unlink and free reservation @r of @k. */
+static void kbus_outstanding_free(struct kbus_ksock *k, struct kbus_req *r)
+{
+	if (r->in_xa) {
+		xa_erase(&k->out_ids, r->key.id.serial_num);
+		list_del(&r->link);
+		/* Only device-lock holders look entries up: no RCU grace */
+		kfree(r);
+	} else {
+		kbus_req_remove(&k->dev->outstanding, r);
+		k->out_hashed--;
+	}
 }
 
 /* Release reservation @r of @k; wakes senders that may now get through. */
@@ -527,7 +570,7 @@ static void kbus_outstanding_release(struct kbus_ksock *k, struct kbus_req *r)
 	struct kbus_dev *dev = k->dev;
 
 	lockdep_assert_held(&dev->lock);
-	kbus_req_remove(&dev->outstanding, r);
+	kbus_outstanding_free(k, r);
 	k->out_count--;
 	kbus_wake_writers(dev);
 }
@@ -535,7 +578,7 @@ static void kbus_outstanding_release(struct kbus_ksock *k, struct kbus_req *r)
 static void kbus_outstanding_remove(struct kbus_ksock *k,
 				    const struct kbus_msg_id *id)
 {
-	struct kbus_req *r = kbus_req_find(&k->dev->outstanding, k, id, 0);
+	struct kbus_req *r = kbus_outstanding_find(k, id);
 
 	if (r)
 		kbus_outstanding_release(k, r);
@@ -547,7 +590,8 @@ static void kbus_outstanding_clear(struct kbus_ksock *k)
 
 	lockdep_assert_held(&k->dev->lock);
 	list_for_each_entry_safe(r, tmp, &k->outstanding, link)
-		kbus_req_remove(&k->dev->outstanding, r);
+		kbus_outstanding_free(k, r);
+	xa_destroy(&k->out_ids);
 	k->out_count = 0;
 	k->out_size = 0;
 }
@@ -735,14 +779,12 @@ static void kbus_answer(struct kbus_dev *dev, const char *name, u32 from,
 	r = kbus_outstanding_find(k, req_id);
 	if (if_waiting && !r)
 		return;
-	msg = kbus_msg_synthetic(dev, name, 0, KBUS_GFP_OWED);
-	item = kbus_qitem_alloc(KBUS_GFP_OWED);
-	if (!msg || !item) {
-		kbus_msg_put(msg);
-		kbus_qitem_free(item);
+	item = kbus_answer_alloc(dev, name, KBUS_GFP_OWED);
+	if (!item) {
 		pr_warn_ratelimited("kbus: out of memory, %s to %u lost\n",
 				    name, requester);
 	} else {
+		msg = item->msg;
 		msg->from = from;
 		msg->to = requester;
 		msg->in_reply_to = *req_id;

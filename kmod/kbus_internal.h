@@ -227,6 +227,7 @@ struct kbus_qitem {
 	struct kbus_binding *binding;	/* binding it came through, or NULL */
 	u32 flags;			/* flags of this copy */
 	u32 gen;			/* set-aside: event generation (Lost) */
+	bool embedded;			/* lives inside its message (an answer) */
 };
 
 /*
@@ -246,6 +247,7 @@ struct kbus_req {
 	struct kbus_req_key key;
 	struct list_head link;		/* in the Ksock's own list of such ids */
 	u32 requester;			/* unreplied: who asked */
+	bool in_xa;			/* outstanding: in kbus_ksock.out_ids */
 	struct rcu_head rcu;
 };
 
@@ -314,6 +316,8 @@ struct kbus_ksock {
 	struct list_head bindings;	/* kbus_binding.ksock_list */
 	u32 max_messages;
 	struct list_head outstanding;	/* kbus_req.link */
+	struct xarray out_ids;		/* serial -> kbus_req (network id 0) */
+	u32 out_hashed;			/* entries in kbus_dev.outstanding */
 	u32 out_count;
 	u32 out_size;			/* a table capacity, for /proc only */
 	u32 out_max;
@@ -402,6 +406,8 @@ void kbus_msg_put(struct kbus_msg *msg);
 struct kbus_msg *kbus_msg_synthetic(struct kbus_dev *dev, const char *name,
 				    u32 data_len, gfp_t gfp);
 struct kbus_qitem *kbus_qitem_alloc(gfp_t gfp);
+struct kbus_qitem *kbus_answer_alloc(struct kbus_dev *dev, const char *name,
+				     gfp_t gfp);
 void kbus_qitem_free(struct kbus_qitem *item);
 void kbus_check_leaks(void);
 void kbus_write_discard(struct kbus_ksock *k);

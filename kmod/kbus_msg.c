@@ -133,8 +133,45 @@ void kbus_qitem_free(struct kbus_qitem *item)
 {
 	if (!item)
 		return;
+	if (item->embedded) {
+		/* The last reference: frees the message and the item */
+		kbus_msg_put(item->msg);
+		return;
+	}
 	kbus_msg_put(item->msg);
 	kmem_cache_free(kbus_qitem_cache, item);
+}
+
+/*
+ * A synthetic answer (no data) and its queue item in one allocation: an
+ * answer goes to exactly one Ksock, so the item ends up holding the only
+ * reference, and freeing the item frees both. A close that answers many
+ * Requests then allocates once per answer.
+ */
+struct kbus_qitem *kbus_answer_alloc(struct kbus_dev *dev, const char *name,
+				     gfp_t gfp)
+{
+	u32 name_len = strlen(name);
+	size_t head = ALIGN(sizeof(struct kbus_msg) + name_len + 1, 8);
+	struct kbus_qitem *item;
+	struct kbus_msg *msg;
+
+	lockdep_assert_held(&dev->lock);
+	msg = kzalloc(head + sizeof(*item), gfp);
+	if (!msg)
+		return NULL;
+	kref_init(&msg->ref);
+	atomic_inc(&kbus_live_msgs);
+	msg->name_len = name_len;
+	msg->size = (u32)kbus_entire_len(name_len, 0);
+	memcpy(msg->name, name, name_len);
+	msg->id.serial_num = kbus_next_counter(&dev->next_serial);
+	msg->flags = KBUS_BIT_SYNTHETIC;
+	item = (struct kbus_qitem *)((u8 *)msg + head);
+	INIT_LIST_HEAD(&item->list);
+	item->embedded = true;
+	item->msg = msg;
+	return item;
 }
 
 /* ------------------------------------------------------------------------
