@@ -156,3 +156,43 @@ fn clean_objects(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Run the kernel's `scripts/checkpatch.pl --strict` of the source tree
+/// `tree` over `kmod/`'s C files; any finding fails.
+pub fn checkpatch(tree: &Path) -> Result<()> {
+    let script = tree.join("scripts/checkpatch.pl");
+    if !script.is_file() {
+        bail!("{} is missing (not a kernel source tree)", script.display());
+    }
+    let src = workspace_root().join("kmod");
+    let mut files: Vec<PathBuf> = fs::read_dir(&src)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| is_source(n) && n != "Makefile" && n != "Kbuild")
+        })
+        .collect();
+    files.sort();
+    step(format!(
+        "checkpatch --strict on {} files of kmod/",
+        files.len()
+    ));
+    let out = Command::new("perl")
+        .arg(&script)
+        .args(["--no-tree", "--strict", "--terse", "--show-types", "-f"])
+        .args(&files)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start perl")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("total:") && !l.trim().is_empty())
+        .collect();
+    if !findings.is_empty() || !out.status.success() {
+        eprint!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        bail!("checkpatch: {} finding(s) in kmod/", findings.len());
+    }
+    Ok(())
+}
