@@ -171,11 +171,7 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Are we root? (`id -u`, to stay free of libc bindings.)
+/// Are we root? (effective user id 0)
 pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    rustix::process::geteuid().is_root()
 }
