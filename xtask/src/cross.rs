@@ -62,17 +62,9 @@ pub fn executables(mut c: Command, only_tests: bool) -> Result<Vec<PathBuf>> {
     let out = child.stdout.take().context("cargo stdout")?;
     let mut exes = Vec::new();
     for line in BufReader::new(out).lines() {
-        let line = line?;
-        if !line.contains("\"reason\":\"compiler-artifact\"") {
-            continue;
+        if let Some(exe) = artifact_executable(&line?, only_tests) {
+            exes.push(exe);
         }
-        let Some(exe) = json_string_field(&line, "executable") else {
-            continue;
-        };
-        if only_tests && !profile_is_test(&line) {
-            continue;
-        }
-        exes.push(PathBuf::from(exe));
     }
     let status = child.wait()?;
     if !status.success() {
@@ -81,39 +73,18 @@ pub fn executables(mut c: Command, only_tests: bool) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
-/// The `"profile":{...}` object of a compiler-artifact message says `"test":true`.
-fn profile_is_test(line: &str) -> bool {
-    line.split("\"profile\":{")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .is_some_and(|p| p.contains("\"test\":true"))
-}
-
-/// The string value of the first `"field":"..."` in a JSON line (handles the
-/// escapes JSON uses; `null` gives None).
-fn json_string_field(line: &str, field: &str) -> Option<String> {
-    let rest = line.split(&format!("\"{field}\":\"")).nth(1)?;
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'b' => out.push('\u{8}'),
-                'f' => out.push('\u{c}'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
+/// The executable of a cargo `compiler-artifact` JSON message (`only_tests`:
+/// only when its `profile.test` is true); None for any other line.
+fn artifact_executable(line: &str, only_tests: bool) -> Option<PathBuf> {
+    let msg: serde_json::Value = serde_json::from_str(line).ok()?;
+    if msg.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
     }
-    None
+    let exe = msg.get("executable")?.as_str()?;
+    if only_tests && msg.pointer("/profile/test").and_then(|t| t.as_bool()) != Some(true) {
+        return None;
+    }
+    Some(PathBuf::from(exe))
 }
 
 /// Build the guest test binaries of `kbus-guest-tests` for `t`.
@@ -237,10 +208,17 @@ mod tests {
     #[test]
     fn json_fields() {
         let l = r#"{"reason":"compiler-artifact","profile":{"opt_level":"0","test":true},"executable":"/a/b\"c\\d","fresh":true}"#;
-        assert_eq!(json_string_field(l, "executable").unwrap(), "/a/b\"c\\d");
-        assert!(profile_is_test(l));
-        let l = r#"{"reason":"compiler-artifact","target":{"test":true},"profile":{"test":false},"executable":null}"#;
-        assert_eq!(json_string_field(l, "executable"), None);
-        assert!(!profile_is_test(l));
+        assert_eq!(
+            artifact_executable(l, true).unwrap(),
+            PathBuf::from("/a/b\"c\\d")
+        );
+        let l = r#"{"reason":"compiler-artifact","target":{"test":true},"profile":{"test":false},"executable":"/x"}"#;
+        assert_eq!(artifact_executable(l, true), None);
+        assert_eq!(artifact_executable(l, false), Some(PathBuf::from("/x")));
+        let l = r#"{"reason":"compiler-artifact","profile":{"test":true},"executable":null}"#;
+        assert_eq!(artifact_executable(l, false), None);
+        let l = r#"{"reason":"build-script-executed","executable":"/y"}"#;
+        assert_eq!(artifact_executable(l, false), None);
+        assert_eq!(artifact_executable("not json", false), None);
     }
 }
