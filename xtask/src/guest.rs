@@ -562,3 +562,89 @@ pub fn check_qemu(t: &Target) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One parsed `newc` entry: the 13 header fields, the name and the data.
+    struct Entry {
+        fields: [u32; 13],
+        name: String,
+        data: Vec<u8>,
+    }
+
+    /// Parse a whole `newc` archive, checking the magic and the 4-byte
+    /// alignment of every name and data section.
+    fn parse(mut buf: &[u8]) -> Vec<Entry> {
+        let total = buf.len();
+        let mut entries = Vec::new();
+        loop {
+            assert_eq!((total - buf.len()) % 4, 0, "header not aligned");
+            assert_eq!(&buf[..6], b"070701");
+            let mut fields = [0u32; 13];
+            for (i, f) in fields.iter_mut().enumerate() {
+                let hex = std::str::from_utf8(&buf[6 + 8 * i..14 + 8 * i]).unwrap();
+                assert!(hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+                *f = u32::from_str_radix(hex, 16).unwrap();
+            }
+            let namesize = fields[11] as usize;
+            let name_end = 110 + namesize;
+            assert_eq!(buf[name_end - 1], 0, "name not NUL-terminated");
+            let name = std::str::from_utf8(&buf[110..name_end - 1])
+                .unwrap()
+                .to_owned();
+            let data_start = name_end.next_multiple_of(4);
+            assert!(buf[name_end..data_start].iter().all(|&b| b == 0));
+            let filesize = fields[6] as usize;
+            let data_end = data_start + filesize;
+            let data = buf[data_start..data_end].to_vec();
+            let next = data_end.next_multiple_of(4);
+            assert!(buf[data_end..next].iter().all(|&b| b == 0));
+            buf = &buf[next..];
+            let done = name == "TRAILER!!!";
+            entries.push(Entry { fields, name, data });
+            if done {
+                // Only zero padding after the trailer.
+                assert!(buf.iter().all(|&b| b == 0));
+                return entries;
+            }
+        }
+    }
+
+    #[test]
+    fn cpio_newc() {
+        let mut c = Cpio::new();
+        c.dir("dev");
+        c.char_dev("dev/console", 5, 1);
+        c.file("init", 0o755, b"#!/bin/sh\necho hi\n");
+        c.file("e", 0o644, b"");
+        let out = c.finish();
+        assert_eq!(out.len() % 512, 0);
+
+        let e = parse(&out);
+        let names: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["dev", "dev/console", "init", "e", "TRAILER!!!"]);
+        for (i, e) in e.iter().enumerate() {
+            // ino counts up from 1; uid, gid, mtime, devmajor/minor, check are 0;
+            // nlink 1; namesize includes the NUL.
+            assert_eq!(e.fields[0], i as u32 + 1);
+            assert_eq!(e.fields[2..6], [0, 0, 1, 0]);
+            assert_eq!(e.fields[7..9], [0, 0]);
+            assert_eq!(e.fields[11] as usize, e.name.len() + 1);
+            assert_eq!(e.fields[12], 0);
+            assert_eq!(e.fields[6] as usize, e.data.len());
+        }
+        assert_eq!(e[0].fields[1], 0o040_755);
+        assert_eq!(e[1].fields[1], 0o020_600);
+        assert_eq!(e[1].fields[9..11], [5, 1]);
+        assert_eq!(e[2].fields[1], 0o100_755);
+        assert_eq!(e[2].data, b"#!/bin/sh\necho hi\n");
+        assert_eq!(e[3].fields[1], 0o100_644);
+        assert!(e[3].data.is_empty());
+        assert_eq!(e[4].fields[1], 0);
+        assert_eq!(e[4].fields[9..11], [0, 0]);
+    }
+}
