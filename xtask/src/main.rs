@@ -42,16 +42,16 @@ enum Cmd {
     /// the current bookworm kernel are downloaded with a private apt state
     /// into $KBUS_CACHE (default ~/.cache/kbus). Each step is skipped when done.
     Setup {
-        #[arg(long, value_enum, default_value = "x86_64")]
-        arch: Arch,
+        #[command(flatten)]
+        arch: ArchArg,
     },
     /// Build kmod/kbus.ko against the Debian headers and print its path
     ///
     /// The sources are mirrored into target/kmod/<arch>/ and built there
     /// with W=1; any compiler warning fails the build.
     Kmod {
-        #[arg(long, value_enum, default_value = "x86_64")]
-        arch: Arch,
+        #[command(flatten)]
+        arch: ArchArg,
     },
     /// Boot the guest, load kbus.ko, run BIN or a shell command
     ///
@@ -67,8 +67,8 @@ enum Cmd {
     /// --config 'target.x86_64-unknown-linux-gnu.runner=["target/debug/xtask","runner"]'
     /// (a nested `cargo xtask` would rebuild xtask with the guest's rustflags).
     Runner {
-        #[arg(long, value_enum, default_value = "x86_64")]
-        arch: Arch,
+        #[command(flatten)]
+        arch: ArchArg,
         /// The binary cargo built
         bin: PathBuf,
         /// Its arguments
@@ -117,8 +117,8 @@ enum Cmd {
     /// polls per message). Arguments after -- go to the guest program: the
     /// workloads to run (default all), --scale F (message counts).
     Bench {
-        #[arg(long, value_enum, default_value = "x86_64")]
-        arch: Arch,
+        #[command(flatten)]
+        arch: ArchArg,
         /// Run the host benches instead (kbus-wire parse/emit, memcpy baselines)
         #[arg(long, conflicts_with_all = ["arch", "ab"])]
         host: bool,
@@ -151,10 +151,17 @@ enum Cmd {
     },
 }
 
+/// `--arch`, default x86_64 (the subcommands that take one arch).
 #[derive(Args)]
-struct RunArgs {
+struct ArchArg {
     #[arg(long, value_enum, default_value = "x86_64")]
     arch: Arch,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    arch: ArchArg,
     /// Number of KBUS devices (module parameter kbus_num_devices)
     #[arg(long, default_value_t = 3)]
     devices: u32,
@@ -197,7 +204,7 @@ fn main() -> ExitCode {
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Setup { arch } => {
-            let t = arch.spec()?;
+            let t = arch.arch.spec()?;
             let k = setup::setup(&t)?;
             println!("kernel {} ({})", k.release, k.version);
             println!("root    {}", k.root.display());
@@ -206,7 +213,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Kmod { arch } => {
-            let t = arch.spec()?;
+            let t = arch.arch.spec()?;
             let k = setup::setup(&t)?;
             let ko = kmod::build(&t, &k)?;
             println!("{}", ko.display());
@@ -231,7 +238,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             } else {
                 Kbus::Build
             };
-            run_in_guest(a.arch, a.devices, kbus, &work, a.timeout)
+            run_in_guest(a.arch.arch, a.devices, kbus, &work, a.timeout)
         }
         Cmd::Runner {
             arch,
@@ -243,7 +250,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 args.push("--test-threads=1".into());
             }
             let work = Work::Bins(vec![Payload::new(bin, args)]);
-            run_in_guest(arch, 3, Kbus::Build, &work, None)
+            run_in_guest(arch.arch, 3, Kbus::Build, &work, None)
         }
         Cmd::Test { arch, guest_only } => {
             let arches = arch.map_or(Arch::TEST.to_vec(), |a| vec![a]);
@@ -269,9 +276,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     rounds,
                     smp,
                 };
-                Ok(exit(bench::ab(arch, &o, &args)?))
+                Ok(exit(bench::ab(arch.arch, &o, &args)?))
             } else {
-                Ok(exit(bench::guest(arch, &args)?))
+                Ok(exit(bench::guest(arch.arch, &args)?))
             }
         }
         Cmd::Sizes { arch } => {
@@ -326,4 +333,33 @@ fn run_in_guest(
             _ => ExitCode::FAILURE,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn arch_arg() {
+        let cli = Cli::try_parse_from(["xtask", "runner", "--arch", "mipsel", "b", "--x"]).unwrap();
+        let Cmd::Runner { arch, bin, args } = cli.cmd else {
+            panic!("not runner")
+        };
+        assert_eq!(arch.arch, Arch::Mipsel);
+        assert_eq!(bin, PathBuf::from("b"));
+        assert_eq!(args, ["--x"]);
+        let cli = Cli::try_parse_from(["xtask", "kmod"]).unwrap();
+        let Cmd::Kmod { arch } = cli.cmd else {
+            panic!("not kmod")
+        };
+        assert_eq!(arch.arch, Arch::X86_64);
+        assert!(Cli::try_parse_from(["xtask", "bench", "--host", "--arch", "x86_64"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "bench", "--host"]).is_ok());
+    }
 }
