@@ -5,9 +5,8 @@
 use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
-use crate::setup;
 use crate::target::Arch;
-use crate::tasks::cargo;
+use crate::tasks::{cargo, prepare_target, prepare_with_kmod};
 use crate::util::{capture, link_or_copy, run, scratch_beside, step, target_dir, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -66,10 +65,7 @@ pub fn host(extra: &[String]) -> Result<()> {
 /// one boot (console streamed), then print its summary again. Ok(false) if
 /// the run failed or printed no summary.
 pub fn guest(arch: Arch, extra: &[String]) -> Result<bool> {
-    let t = arch.spec()?;
-    let k = setup::setup(&t)?;
-    guest::check_qemu(&t)?;
-    let ko = kmod::build(&t, &k)?;
+    let (t, k, ko) = prepare_with_kmod(arch)?;
     let exe = cross::bench(&t, PACKAGE, GUEST_BENCH)?;
     let mut args = vec!["--bench".to_string()];
     args.extend(criterion_args(extra));
@@ -180,8 +176,7 @@ pub fn ab(arch: Arch, o: &AbOptions, extra: &[String]) -> Result<bool> {
         }
         t.qemu.smp = n;
     }
-    let k = setup::setup(&t)?;
-    guest::check_qemu(&t)?;
+    let (t, k) = prepare_target(t)?;
     let (a_src, a_commit) = export_rev(&o.rev)?;
     let a = kmod::build_tree(&t, &k, &a_src)?;
     let default_b = workspace_root().join("kmod");

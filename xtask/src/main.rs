@@ -311,9 +311,7 @@ fn run_in_guest(
     work: &Work,
     timeout: Option<u64>,
 ) -> Result<ExitCode> {
-    let t = arch.spec()?;
-    let k = setup::setup(&t)?;
-    guest::check_qemu(&t)?;
+    let (t, k) = tasks::prepare(arch)?;
     let ko = match kbus {
         Kbus::Build => Some(kmod::build(&t, &k)?),
         Kbus::Given(p) => Some(p),

@@ -3,7 +3,7 @@
 use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
-use crate::setup;
+use crate::setup::{self, Kernel};
 use crate::target::{Arch, Target};
 use crate::util::{capture, capture_raw, run, step, workspace_root};
 use anyhow::{bail, Context, Result};
@@ -99,13 +99,7 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
     }
     for &arch in arches {
         let s = Instant::now();
-        let prepared = (|| -> Result<_> {
-            let t = arch.spec()?;
-            let k = setup::setup(&t)?;
-            guest::check_qemu(&t)?;
-            let ko = kmod::build(&t, &k)?;
-            Ok((t, k, ko))
-        })();
+        let prepared = prepare_with_kmod(arch);
         let (t, k, ko) = match prepared {
             Ok(p) => {
                 r.record(format!("{arch}: setup + kmod (W=1)"), s, Ok(()));
@@ -224,11 +218,29 @@ fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask demo`: the README's main job, the demo example in the x86_64 guest.
-pub fn demo() -> Result<bool> {
-    let t = Arch::X86_64.spec()?;
+/// `arch`'s target with its Debian kernel set up and QEMU checked: what every
+/// boot needs first.
+pub fn prepare(arch: Arch) -> Result<(Target, Kernel)> {
+    prepare_target(arch.spec()?)
+}
+
+/// [`prepare`] for a target already loaded (and possibly adjusted).
+pub fn prepare_target(t: Target) -> Result<(Target, Kernel)> {
     let k = setup::setup(&t)?;
     guest::check_qemu(&t)?;
+    Ok((t, k))
+}
+
+/// [`prepare`], then kbus.ko built from `kmod/` (W=1); also gives its path.
+pub fn prepare_with_kmod(arch: Arch) -> Result<(Target, Kernel, PathBuf)> {
+    let (t, k) = prepare(arch)?;
+    let ko = kmod::build(&t, &k)?;
+    Ok((t, k, ko))
+}
+
+/// `cargo xtask demo`: the README's main job, the demo example in the x86_64 guest.
+pub fn demo() -> Result<bool> {
+    let (t, k) = prepare(Arch::X86_64)?;
     if !cross::has_example(EXAMPLES_DIR, DEMO) {
         bail!("{EXAMPLES_DIR}/examples/{DEMO}.rs does not exist yet");
     }
