@@ -6,8 +6,10 @@ use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
 use crate::target::Arch;
-use crate::tasks::{cargo, prepare_target, prepare_with_kmod};
-use crate::util::{capture, link_or_copy, run, scratch_beside, step, target_dir, workspace_root};
+use crate::tasks::{prepare_target, prepare_with_kmod};
+use crate::util::{
+    capture, cargo, link_or_copy, run, scratch_beside, step, target_dir, workspace_root,
+};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};

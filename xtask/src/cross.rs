@@ -2,7 +2,7 @@
 //! in `target/guest` (cross arches with `-Zbuild-std` and the Debian cross gcc).
 
 use crate::target::Target;
-use crate::util::{step, target_dir, workspace_root};
+use crate::util::{self, step, target_dir, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -21,9 +21,8 @@ pub fn cargo(t: &Target, sub: &str) -> Command {
 
 /// [`cargo`] with the crates `-Zbuild-std` builds and extra rustflags.
 fn cargo_with(t: &Target, sub: &str, build_std: &str, extra_rustflags: &[&str]) -> Command {
-    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(workspace_root())
-        .arg(sub)
+    let mut c = util::cargo();
+    c.arg(sub)
         .args(["--target", &t.rust.target])
         .arg("--target-dir")
         .arg(guest_target_dir())

@@ -5,7 +5,7 @@ use crate::guest::{self, Payload, Work};
 use crate::kmod;
 use crate::setup::{self, Kernel};
 use crate::target::{Arch, Target};
-use crate::util::{capture, capture_raw, run, step, workspace_root};
+use crate::util::{capture, capture_raw, cargo, run, step};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,13 +58,6 @@ impl Report {
         self.results.push((name, ok, d));
         ok
     }
-}
-
-/// The host's cargo, in the workspace root.
-pub fn cargo() -> Command {
-    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(workspace_root());
-    c
 }
 
 /// `cargo xtask test`: host checks once, then kmod and guest tests per arch.

@@ -31,6 +31,15 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache").join("kbus"))
 }
 
+/// The cargo running xtask (`$CARGO`, else `cargo` on PATH), in the
+/// workspace root: the start of every cargo command the rig runs, host
+/// and guest builds alike.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
 /// Print a step header, so the log shows what the rig is doing.
 pub fn step(msg: impl AsRef<str>) {
     eprintln!("xtask: {}", msg.as_ref());
