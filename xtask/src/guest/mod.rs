@@ -1,0 +1,9 @@
+//! The guest: initramfs image (cached), 9p staging share, and booting QEMU.
+
+mod initramfs;
+mod qemu;
+mod share;
+
+pub use initramfs::initramfs;
+pub use qemu::{boot, check_qemu, run_work};
+pub use share::{stage, Payload, Work};

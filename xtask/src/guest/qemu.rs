@@ -1,0 +1,270 @@
+//! Booting QEMU, reading the console, and the outcome of a run.
+
+use super::initramfs::{initramfs, kernel_cmdline};
+use super::share::{stage, Share, Work};
+use crate::setup::Kernel;
+use crate::target::Target;
+use crate::util::step;
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What a boot produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The payload's exit status (`KBUS-RIG-EXIT`).
+    pub exit: Option<i32>,
+    /// Per-binary results in batch mode (`KBUS-RIG-STEP`).
+    pub steps: Vec<(String, i32)>,
+    /// rmmod and dmesg checks passed (`KBUS-RIG-CHECKS: ok`).
+    pub checks_ok: Option<bool>,
+    /// A guest setup error (`KBUS-RIG-ERROR`).
+    pub error: Option<String>,
+    /// The payload's `KBUS-BENCH: ` lines (prefix removed): the summary of
+    /// the guest benches, printed again by `cargo xtask bench`.
+    pub bench: Vec<String>,
+    /// Kernel panic, oops or BUG seen on the console.
+    pub kernel_trouble: Vec<String>,
+    pub timed_out: bool,
+    pub boot_to_result: Option<Duration>,
+    pub total: Duration,
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        self.exit == Some(0)
+            && self.checks_ok == Some(true)
+            && self.error.is_none()
+            && self.kernel_trouble.is_empty()
+            && !self.timed_out
+    }
+
+    /// A one-line verdict.
+    pub fn describe(&self) -> String {
+        let mut why = Vec::new();
+        if let Some(e) = &self.error {
+            why.push(format!("guest setup failed: {e}"));
+        }
+        if self.timed_out {
+            why.push("timed out".to_string());
+        }
+        if !self.kernel_trouble.is_empty() {
+            let shown: Vec<&str> = self
+                .kernel_trouble
+                .iter()
+                .take(3)
+                .map(String::as_str)
+                .collect();
+            why.push(format!("kernel trouble: {}", shown.join(" | ")));
+        }
+        match self.exit {
+            Some(0) => {}
+            Some(rc) => why.push(format!("payload exited with {rc}")),
+            None => why.push("no result line from the guest".to_string()),
+        }
+        match self.checks_ok {
+            Some(true) => {}
+            Some(false) => why.push("post-run checks failed (rmmod or dmesg)".to_string()),
+            None if self.exit.is_some() => why.push("post-run checks did not finish".to_string()),
+            None => {}
+        }
+        if why.is_empty() {
+            "ok".to_string()
+        } else {
+            why.join("; ")
+        }
+    }
+}
+
+/// Prefix of the summary lines a guest bench prints (see `benches/benches/ksock.rs`).
+const BENCH_TAG: &str = "KBUS-BENCH: ";
+
+/// Console patterns that mean the kernel is in trouble.
+const TROUBLE: [&str; 6] = [
+    "Kernel panic",
+    "Oops",
+    "BUG:",
+    "kernel BUG",
+    "general protection",
+    "Call Trace",
+];
+
+/// Boot `t`'s guest with the share and stream its console until it powers off.
+pub fn boot(
+    t: &Target,
+    k: &Kernel,
+    initramfs: &Path,
+    share: &Share,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let q = &t.qemu;
+    let mut cmd = Command::new(&q.binary);
+    cmd.args(["-M", &q.machine]);
+    if !q.cpu.is_empty() {
+        cmd.args(["-cpu", &q.cpu]);
+    }
+    cmd.args(["-accel", "tcg"])
+        .args(["-m", &q.memory_mb.to_string()])
+        .args(["-smp", &q.smp.to_string()])
+        .arg("-kernel")
+        .arg(&k.image)
+        .arg("-initrd")
+        .arg(initramfs)
+        .args(["-append", &kernel_cmdline(t)?])
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .args(["-no-reboot", "-nic", "none"])
+        .arg("-fsdev")
+        .arg(format!(
+            "local,id=share,path={},security_model=none",
+            share.dir.display()
+        ))
+        .args([
+            "-device",
+            &format!("{},fsdev=share,mount_tag=host", q.ninep_device),
+        ])
+        .args(&q.extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    step(format!(
+        "booting the {} guest ({}, timeout {}s)",
+        t.arch,
+        k.release,
+        timeout.as_secs()
+    ));
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", q.binary))?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut o = Outcome::default();
+    let deadline = start + timeout;
+    // After the final checks line, QEMU gets a moment to power off.
+    let mut finish_by: Option<Instant> = None;
+    let stdout = std::io::stdout();
+    loop {
+        let now = Instant::now();
+        let until = finish_by.map_or(deadline, |f| f.min(deadline));
+        if now >= until {
+            if finish_by.is_none() {
+                o.timed_out = true;
+            }
+            break;
+        }
+        match rx.recv_timeout(until - now) {
+            Ok(line) => {
+                {
+                    let mut out = stdout.lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                parse_line(&line, &mut o, start);
+                if o.checks_ok.is_some() || o.error.is_some() {
+                    finish_by.get_or_insert(Instant::now() + Duration::from_secs(15));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // QEMU normally exited by itself; otherwise end it (our own child, by pid).
+    if child.try_wait()?.is_none() {
+        if o.timed_out {
+            eprintln!(
+                "xtask: the {} guest did not finish within {}s; stopping QEMU",
+                t.arch,
+                timeout.as_secs()
+            );
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let _ = reader.join();
+    o.total = start.elapsed();
+    Ok(o)
+}
+
+fn parse_line(line: &str, o: &mut Outcome, start: Instant) {
+    if let Some(rest) = line.split("KBUS-RIG-EXIT: ").nth(1) {
+        o.exit = Some(rest.trim().parse().unwrap_or(-1));
+        o.boot_to_result = Some(start.elapsed());
+    } else if let Some(rest) = line.split("KBUS-RIG-STEP: ").nth(1) {
+        let mut w = rest.split_whitespace();
+        if let (Some(name), Some(rc)) = (w.next(), w.next()) {
+            o.steps.push((name.to_string(), rc.parse().unwrap_or(-1)));
+        }
+    } else if let Some(rest) = line.split("KBUS-RIG-CHECKS: ").nth(1) {
+        o.checks_ok = Some(rest.trim() == "ok");
+    } else if let Some(rest) = line.split("KBUS-RIG-ERROR: ").nth(1) {
+        o.error = Some(rest.trim().to_string());
+    } else if let Some(rest) = line.split(BENCH_TAG).nth(1) {
+        o.bench.push(rest.trim_end().to_string());
+    } else if TROUBLE.iter().any(|p| line.contains(p)) {
+        o.kernel_trouble.push(line.trim().to_string());
+    }
+}
+
+/// Boot once and run `work`; prints the verdict and timings.
+pub fn run_work(
+    t: &Target,
+    k: &Kernel,
+    ko: Option<&Path>,
+    devices: u32,
+    work: &Work,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let img = initramfs(t, k)?;
+    let share = stage(t, ko, devices, work)?;
+    let o = boot(t, k, &img, &share, timeout)?;
+    match o.boot_to_result {
+        Some(d) => eprintln!(
+            "xtask: {}: boot to result {:.1}s, total {:.1}s: {}",
+            t.arch,
+            d.as_secs_f64(),
+            o.total.as_secs_f64(),
+            o.describe()
+        ),
+        None => eprintln!(
+            "xtask: {}: no result after {:.1}s: {}",
+            t.arch,
+            o.total.as_secs_f64(),
+            o.describe()
+        ),
+    }
+    Ok(o)
+}
+
+/// Fail unless the guest tools this needs exist.
+pub fn check_qemu(t: &Target) -> Result<()> {
+    if !crate::util::have_program(&t.qemu.binary) {
+        bail!(
+            "{} not found (cargo xtask setup --arch {} installs it)",
+            t.qemu.binary,
+            t.arch
+        );
+    }
+    Ok(())
+}
