@@ -268,3 +268,30 @@ pub fn check_qemu(t: &Target) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines() {
+        let mut o = Outcome::default();
+        let start = Instant::now();
+        parse_line("[    1.0] KBUS-RIG-STEP: demo 0", &mut o, start);
+        parse_line("KBUS-RIG-STEP: t2 x", &mut o, start);
+        parse_line("KBUS-RIG-CHECKS: ok", &mut o, start);
+        parse_line("KBUS-RIG-ERROR: no kbus.ko \r", &mut o, start);
+        parse_line("KBUS-BENCH: send 123 ns  ", &mut o, start);
+        parse_line("just console noise", &mut o, start);
+        parse_line("KBUS-RIG-EXIT: 3", &mut o, start);
+        assert_eq!(o.steps, [("demo".into(), 0), ("t2".into(), -1)]);
+        assert_eq!(o.checks_ok, Some(true));
+        assert_eq!(o.error.as_deref(), Some("no kbus.ko"));
+        assert_eq!(o.bench, ["send 123 ns"]);
+        assert!(o.kernel_trouble.is_empty());
+        assert_eq!(o.exit, Some(3));
+        assert!(o.boot_to_result.is_some());
+        parse_line(&format!(" {} at x ", TROUBLE[0]), &mut o, start);
+        assert_eq!(o.kernel_trouble.len(), 1);
+    }
+}
