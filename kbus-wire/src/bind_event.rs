@@ -1,12 +1,13 @@
 //! Replier bind event data (spec §3.7, §7.6).
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::field::{self, read_u32, write_u32};
 use crate::kind::ShowName;
 use crate::layout::{len_usize, padded_name_len};
 use crate::name::{validate_binding_name, MAX_NAME_LEN};
-use crate::Error;
+use crate::{ByteOrder, Error, NativeEndian};
 
 /// Offset of `is_bind`.
 const IS_BIND: usize = 0;
@@ -19,6 +20,12 @@ const NAME: usize = 12;
 
 /// A view over the data of a `$.KBUS.ReplierBindEvent` message: `is_bind`,
 /// `binder`, `name_len`, then the name padded with NULs to `PN(name_len)`.
+///
+/// The three words are in byte order `O` (the native one by default), like
+/// the header of the message carrying them;
+/// [`Message::bind_event`](crate::Message::bind_event) picks the message's
+/// layout's order. The event has no pointers, so it is the same for both
+/// widths. Another order: [`ReplierBindEvent::new_checked_in`].
 ///
 /// [`ReplierBindEvent::new_checked`] requires at least `12 + PN(name_len)`
 /// bytes (more are allowed and ignored), a valid binding name (wildcards
@@ -37,21 +44,49 @@ const NAME: usize = 12;
 /// assert_eq!(ev.to_string(), "[Bind '$.Fred' for 5]");
 /// # }
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReplierBindEvent<T: AsRef<[u8]>> {
+pub struct ReplierBindEvent<T: AsRef<[u8]>, O: ByteOrder = NativeEndian> {
     buffer: T,
+    order: PhantomData<O>,
 }
 
-impl<T: AsRef<[u8]>> ReplierBindEvent<T> {
-    /// Wraps data without checking.
+impl<T: AsRef<[u8]>> ReplierBindEvent<T, NativeEndian> {
+    /// Wraps native-order data without checking. (Other byte order:
+    /// [`ReplierBindEvent::new_unchecked_in`].)
     #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
-        ReplierBindEvent { buffer }
+        Self::new_unchecked_in(buffer)
     }
 
-    /// Wraps data after checking it (see the type's docs).
+    /// Wraps native-order data after checking it (see the type's docs).
+    /// Other byte order: [`ReplierBindEvent::new_checked_in`].
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let ev = Self::new_unchecked(buffer);
+        Self::new_checked_in(buffer)
+    }
+}
+
+impl<T: AsRef<[u8]>, O: ByteOrder> ReplierBindEvent<T, O> {
+    /// Wraps data in byte order `O` without checking:
+    /// `ReplierBindEvent::<_, BigEndian>::new_unchecked_in(data)`.
+    #[inline]
+    pub const fn new_unchecked_in(buffer: T) -> Self {
+        ReplierBindEvent {
+            buffer,
+            order: PhantomData,
+        }
+    }
+
+    /// Wraps data in byte order `O` after checking it (see the type's
+    /// docs): `ReplierBindEvent::<_, BigEndian>::new_checked_in(data)`.
+    ///
+    /// ```
+    /// use kbus_wire::{BigEndian, ReplierBindEvent};
+    /// let data = [0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 6, b'$', b'.', b'F', b'r', b'e', b'd', 0, 0];
+    /// let ev = ReplierBindEvent::<_, BigEndian>::new_checked_in(&data[..])?;
+    /// assert_eq!(ev.to_string(), "[Bind '$.Fred' for 5]");
+    /// # Ok::<(), kbus_wire::Error>(())
+    /// ```
+    pub fn new_checked_in(buffer: T) -> Result<Self, Error> {
+        let ev = Self::new_unchecked_in(buffer);
         ev.check()?;
         Ok(ev)
     }
@@ -89,7 +124,7 @@ impl<T: AsRef<[u8]>> ReplierBindEvent<T> {
     /// The raw `is_bind` word (1 for bind, 0 for unbind).
     #[inline]
     pub fn is_bind_raw(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), IS_BIND)
+        read_u32::<O>(self.buffer.as_ref(), IS_BIND)
     }
 
     /// A bind (rather than an unbind): `is_bind` is not 0.
@@ -101,13 +136,13 @@ impl<T: AsRef<[u8]>> ReplierBindEvent<T> {
     /// Ksock id of the Ksock that bound or unbound.
     #[inline]
     pub fn binder(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), BINDER)
+        read_u32::<O>(self.buffer.as_ref(), BINDER)
     }
 
     /// The `name_len` field.
     #[inline]
     pub fn name_len(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), NAME_LEN)
+        read_u32::<O>(self.buffer.as_ref(), NAME_LEN)
     }
 
     /// The bound name's bytes.
@@ -133,7 +168,32 @@ impl<T: AsRef<[u8]>> ReplierBindEvent<T> {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Display for ReplierBindEvent<T> {
+impl<T: AsRef<[u8]> + Clone, O: ByteOrder> Clone for ReplierBindEvent<T, O> {
+    fn clone(&self) -> Self {
+        Self::new_unchecked_in(self.buffer.clone())
+    }
+}
+
+impl<T: AsRef<[u8]> + Copy, O: ByteOrder> Copy for ReplierBindEvent<T, O> {}
+
+impl<T: AsRef<[u8]>, O: ByteOrder, U: AsRef<[u8]>> PartialEq<ReplierBindEvent<U, O>>
+    for ReplierBindEvent<T, O>
+{
+    /// Two events are equal when their buffers' bytes are.
+    fn eq(&self, other: &ReplierBindEvent<U, O>) -> bool {
+        self.buffer.as_ref() == other.buffer.as_ref()
+    }
+}
+
+impl<T: AsRef<[u8]>, O: ByteOrder> Eq for ReplierBindEvent<T, O> {}
+
+impl<T: AsRef<[u8]>, O: ByteOrder> core::hash::Hash for ReplierBindEvent<T, O> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.buffer.as_ref().hash(state);
+    }
+}
+
+impl<T: AsRef<[u8]>, O: ByteOrder> fmt::Display for ReplierBindEvent<T, O> {
     /// `[Bind '$.Fred' for 5]` / `[Unbind '$.Fred' for 5]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = if self.is_bind() { "Bind" } else { "Unbind" };
@@ -146,14 +206,14 @@ impl<T: AsRef<[u8]>> fmt::Display for ReplierBindEvent<T> {
     }
 }
 
-impl<T: AsRef<[u8]>> fmt::Debug for ReplierBindEvent<T> {
+impl<T: AsRef<[u8]>, O: ByteOrder> fmt::Debug for ReplierBindEvent<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ReplierBindEvent{self}")
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<T: AsRef<[u8]>> defmt::Format for ReplierBindEvent<T> {
+impl<T: AsRef<[u8]>, O: ByteOrder> defmt::Format for ReplierBindEvent<T, O> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "{}", self.repr());
     }
@@ -172,8 +232,10 @@ pub struct ReplierBindEventRepr<'a> {
 }
 
 impl<'a> ReplierBindEventRepr<'a> {
-    /// Checks `event` and returns its fields.
-    pub fn parse<T: AsRef<[u8]>>(event: &'a ReplierBindEvent<T>) -> Result<Self, Error> {
+    /// Checks `event` (in any byte order) and returns its fields.
+    pub fn parse<T: AsRef<[u8]>, O: ByteOrder>(
+        event: &'a ReplierBindEvent<T, O>,
+    ) -> Result<Self, Error> {
         event.check()?;
         Ok(event.repr())
     }
@@ -185,9 +247,16 @@ impl<'a> ReplierBindEventRepr<'a> {
         NAME.saturating_add(padded_name_len(self.name.len()))
     }
 
-    /// Writes the event data into the start of `buf` (zero padding) and
-    /// returns its length. The name must be a valid binding name.
+    /// Writes the event data in the native byte order into the start of
+    /// `buf` (zero padding) and returns its length. The name must be a valid
+    /// binding name. Other byte order: [`emit_in`](Self::emit_in).
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.emit_in::<NativeEndian>(buf)
+    }
+
+    /// [`emit`](Self::emit) in byte order `O` (that of the layout of the
+    /// message that will carry it): `repr.emit_in::<BigEndian>(&mut buf)`.
+    pub fn emit_in<O: ByteOrder>(&self, buf: &mut [u8]) -> Result<usize, Error> {
         validate_binding_name(self.name.as_bytes())?;
         let needed = self.buffer_len();
         let got = buf.len();
@@ -195,10 +264,10 @@ impl<'a> ReplierBindEventRepr<'a> {
             return Err(Error::BufferTooSmall { needed, got });
         };
         out.fill(0);
-        write_u32(out, IS_BIND, u32::from(self.is_bind));
-        write_u32(out, BINDER, self.binder);
+        write_u32::<O>(out, IS_BIND, u32::from(self.is_bind));
+        write_u32::<O>(out, BINDER, self.binder);
         // Valid names are at most 1000 bytes.
-        write_u32(out, NAME_LEN, self.name.len() as u32);
+        write_u32::<O>(out, NAME_LEN, self.name.len() as u32);
         field::slice_mut(out, NAME, self.name.len()).copy_from_slice(self.name.as_bytes());
         Ok(needed)
     }

@@ -25,6 +25,8 @@ pub enum Error {
         got: usize,
     },
     /// The header does not start with [`START_GUARD`](crate::START_GUARD).
+    /// (`found` = 0x4B627573 is the guard byte-swapped: the message is in
+    /// the other byte order than the layout it was read with.)
     BadStartGuard {
         /// The value found.
         found: u32,
@@ -93,7 +95,11 @@ impl fmt::Display for Error {
                 write!(f, "buffer too small: message needs {needed} bytes, buffer has {got}")
             }
             Error::BadStartGuard { found } => {
-                write!(f, "bad start guard {found:#010x} (expected 0x7375624b)")
+                write!(f, "bad start guard {found:#010x} (expected 0x7375624b)")?;
+                if found == crate::START_GUARD.swap_bytes() {
+                    f.write_str(": byte-swapped, a message in the other byte order?")?;
+                }
+                Ok(())
             }
             Error::BadEndGuard { found } => {
                 write!(f, "bad header end guard {found:#010x} (expected 0x4b627573)")

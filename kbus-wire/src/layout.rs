@@ -1,19 +1,24 @@
-//! Header layouts for both pointer widths (spec §3.3), side by side.
+//! Header layouts for both pointer widths and both byte orders (spec §3.1,
+//! §3.3), side by side.
 //!
 //! The kernel's `struct kbus_message_header` has two pointer fields, so its
 //! size depends on the ABI: 88 bytes with explicit padding on 64-bit ABIs, 72
 //! bytes on 32-bit ABIs. Both are described here as `#[repr(C)]` zerocopy
-//! structs ([`Header64`], [`Header32`]) and as [`Layout`] markers
-//! ([`Layout64`], [`Layout32`]); [`NativeLayout`] is the one of the machine the
-//! code is compiled for. Every other type in this crate is generic over the
-//! layout, so a 64-bit tool can read and write 32-bit messages and back.
+//! structs ([`Header64`], [`Header32`]). Its integers are in the byte order
+//! of the machine running the module, with no conversion, so a [`Layout`]
+//! marker names a width and a byte order: [`Layout64Le`], [`Layout64Be`],
+//! [`Layout32Le`], [`Layout32Be`]. [`Layout64`] and [`Layout32`] are the two
+//! of the native byte order, and [`NativeLayout`] is the one of the machine
+//! the code is compiled for. Every other type in this crate is generic over
+//! the layout, so a 64-bit little-endian tool can read and write a 32-bit
+//! big-endian box's messages and back.
 
 use core::fmt;
 use core::mem::{offset_of, size_of};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{MessageId, OrigFrom};
+use crate::{BigEndian, ByteOrder, LittleEndian, MessageId, NativeEndian, OrigFrom};
 
 /// Byte offsets of the header fields that are the same in both layouts.
 pub mod offset {
@@ -121,17 +126,25 @@ pub struct Header32 {
 
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::Layout64 {}
-    impl Sealed for super::Layout32 {}
+    impl Sealed for super::Layout64Le {}
+    impl Sealed for super::Layout64Be {}
+    impl Sealed for super::Layout32Le {}
+    impl Sealed for super::Layout32Be {}
 }
 
-/// A header layout: which ABI's `struct kbus_message_header` the bytes use.
+/// A header layout: which ABI's `struct kbus_message_header` the bytes use,
+/// and in which byte order its integers are.
 ///
-/// Sealed; implemented by [`Layout64`] and [`Layout32`].
+/// Sealed; implemented by [`Layout64Le`], [`Layout64Be`], [`Layout32Le`]
+/// and [`Layout32Be`]. [`Layout64`] and [`Layout32`] are the two of the
+/// native byte order, [`NativeLayout`] the one of this machine.
 pub trait Layout:
     sealed::Sealed + Copy + Default + fmt::Debug + PartialEq + Eq + Send + Sync + 'static
 {
-    /// The zerocopy struct of this layout.
+    /// The zerocopy struct of this layout's width ([`Header64`] or
+    /// [`Header32`], the same for both byte orders).
+    /// [`Message::header`](crate::Message::header) gives it with every field
+    /// in host order.
     type Header: FromBytes
         + IntoBytes
         + KnownLayout
@@ -141,6 +154,9 @@ pub trait Layout:
         + fmt::Debug
         + PartialEq
         + Eq;
+    /// The byte order of every integer and pointer field
+    /// ([`LittleEndian`] or [`BigEndian`]).
+    type ByteOrder: ByteOrder;
     /// `sizeof(struct kbus_message_header)`: 88 or 72 (`H` in the spec).
     const HEADER_LEN: usize;
     /// Size of a pointer field: 8 or 4.
@@ -151,39 +167,70 @@ pub trait Layout:
     const DATA_PTR: usize;
     /// Offset of the header's `end_guard`.
     const END_GUARD: usize;
-    /// A short name for messages ("64-bit" / "32-bit").
+    /// `true` when [`Self::ByteOrder`](Layout::ByteOrder) is this machine's
+    /// ([`NativeEndian`]).
+    const IS_NATIVE_ORDER: bool =
+        <Self::ByteOrder as ByteOrder>::IS_BIG_ENDIAN == NativeEndian::IS_BIG_ENDIAN;
+    /// A short name for messages ("64-bit little-endian", "32-bit
+    /// big-endian", …).
     const NAME: &'static str;
 }
 
-/// The 64-bit ABI layout (`H` = 88).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Layout64;
+macro_rules! layouts {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident: $header:ident, $ptr_len:literal, $order:ident, $text:literal;
+    )*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub struct $name;
 
-/// The 32-bit ABI layout (`H` = 72).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Layout32;
-
-impl Layout for Layout64 {
-    type Header = Header64;
-    const HEADER_LEN: usize = size_of::<Header64>();
-    const POINTER_LEN: usize = 8;
-    const NAME_PTR: usize = offset_of!(Header64, name);
-    const DATA_PTR: usize = offset_of!(Header64, data);
-    const END_GUARD: usize = offset_of!(Header64, end_guard);
-    const NAME: &'static str = "64-bit";
+        impl Layout for $name {
+            type Header = $header;
+            type ByteOrder = $order;
+            const HEADER_LEN: usize = size_of::<$header>();
+            const POINTER_LEN: usize = $ptr_len;
+            const NAME_PTR: usize = offset_of!($header, name);
+            const DATA_PTR: usize = offset_of!($header, data);
+            const END_GUARD: usize = offset_of!($header, end_guard);
+            const NAME: &'static str = $text;
+        }
+    )*};
 }
 
-impl Layout for Layout32 {
-    type Header = Header32;
-    const HEADER_LEN: usize = size_of::<Header32>();
-    const POINTER_LEN: usize = 4;
-    const NAME_PTR: usize = offset_of!(Header32, name);
-    const DATA_PTR: usize = offset_of!(Header32, data);
-    const END_GUARD: usize = offset_of!(Header32, end_guard);
-    const NAME: &'static str = "32-bit";
+layouts! {
+    /// The 64-bit ABI layout (`H` = 88) in little-endian byte order
+    /// (x86-64, arm64, mips64el).
+    Layout64Le: Header64, 8, LittleEndian, "64-bit little-endian";
+    /// The 64-bit ABI layout (`H` = 88) in big-endian byte order (s390x,
+    /// ppc64, mips64).
+    Layout64Be: Header64, 8, BigEndian, "64-bit big-endian";
+    /// The 32-bit ABI layout (`H` = 72) in little-endian byte order (armel,
+    /// armhf, mipsel, i386).
+    Layout32Le: Header32, 4, LittleEndian, "32-bit little-endian";
+    /// The 32-bit ABI layout (`H` = 72) in big-endian byte order (mips,
+    /// powerpc, big-endian ARM).
+    Layout32Be: Header32, 4, BigEndian, "32-bit big-endian";
 }
+
+/// The 64-bit ABI layout (`H` = 88) in the native byte order: [`Layout64Le`]
+/// on little-endian machines, [`Layout64Be`] on big-endian ones.
+#[cfg(target_endian = "little")]
+pub type Layout64 = Layout64Le;
+/// The 64-bit ABI layout (`H` = 88) in the native byte order: [`Layout64Le`]
+/// on little-endian machines, [`Layout64Be`] on big-endian ones.
+#[cfg(target_endian = "big")]
+pub type Layout64 = Layout64Be;
+
+/// The 32-bit ABI layout (`H` = 72) in the native byte order: [`Layout32Le`]
+/// on little-endian machines, [`Layout32Be`] on big-endian ones.
+#[cfg(target_endian = "little")]
+pub type Layout32 = Layout32Le;
+/// The 32-bit ABI layout (`H` = 72) in the native byte order: [`Layout32Le`]
+/// on little-endian machines, [`Layout32Be`] on big-endian ones.
+#[cfg(target_endian = "big")]
+pub type Layout32 = Layout32Be;
 
 /// The layout of the machine this crate is compiled for.
 #[cfg(target_pointer_width = "64")]
@@ -257,6 +304,29 @@ pub const fn entire_len<L: Layout>(name_len: usize, data_len: usize) -> usize {
         .saturating_add(4)
 }
 
+/// Converts header bytes in `L`'s byte order to host order in place (or
+/// back: the conversion is its own inverse). Does nothing for a native-order
+/// layout. Every field is a `u32` but the 8-byte pointers of the 64-bit
+/// layouts; `bytes` shorter than a header are converted as far as they go.
+#[inline]
+pub(crate) fn header_to_host<L: Layout>(bytes: &mut [u8]) {
+    if L::IS_NATIVE_ORDER {
+        return;
+    }
+    for word in bytes.chunks_exact_mut(4) {
+        word.reverse();
+    }
+    if L::POINTER_LEN == 8 {
+        for off in [L::NAME_PTR, L::DATA_PTR] {
+            // Each half is reversed already; swapping the halves reverses
+            // all eight bytes.
+            if let Some(ptr) = off.checked_add(8).and_then(|end| bytes.get_mut(off..end)) {
+                ptr.rotate_left(4);
+            }
+        }
+    }
+}
+
 /// Converts a header `u32` length to `usize` without loss on 32/64-bit
 /// machines (saturates on 16-bit ones, which Linux does not run on).
 #[inline]
@@ -288,6 +358,25 @@ mod tests {
             ),
             (72, 60, 64, 68)
         );
+        assert_eq!(
+            (
+                Layout64Be::HEADER_LEN,
+                Layout64Be::NAME_PTR,
+                Layout64Be::END_GUARD
+            ),
+            (88, 64, 80)
+        );
+        assert_eq!(
+            (
+                Layout32Be::HEADER_LEN,
+                Layout32Be::DATA_PTR,
+                Layout32Be::END_GUARD
+            ),
+            (72, 64, 68)
+        );
+        const { assert!(Layout64::IS_NATIVE_ORDER && Layout32::IS_NATIVE_ORDER) };
+        assert_ne!(Layout64Le::IS_NATIVE_ORDER, Layout64Be::IS_NATIVE_ORDER);
+        assert_eq!(Layout32Le::IS_NATIVE_ORDER, cfg!(target_endian = "little"));
         assert_eq!(
             NativeLayout::HEADER_LEN,
             if cfg!(target_pointer_width = "64") {

@@ -48,9 +48,9 @@
 //!   zero-copy sends.
 //! * Both header layouts side by side ([`Layout64`], 88 bytes; [`Layout32`],
 //!   72 bytes; [`NativeLayout`] the default): a 64-bit tool can read and
-//!   write 32-bit messages and back. Integers are in host byte order (spec
-//!   §3.1); all reads and writes go through one private module, so a
-//!   foreign-endian view can be added later.
+//!   write 32-bit messages and back. Each also comes in both byte orders
+//!   ([`Layout64Le`], [`Layout64Be`], [`Layout32Le`], [`Layout32Be`]): see
+//!   [Byte order](#byte-order).
 //! * [`Flags`], [`MessageId`], [`OrigFrom`], [`Kind`],
 //!   [`name::SyntheticName`], [`ReplierBindEvent`].
 //! * [`name`]: validation (§4.1, typed [`NameError`]) and binding matching
@@ -74,6 +74,41 @@
 //! take another one: `Message::<_, Layout32>::new_checked_in(buf)`,
 //! `repr.emit_in::<Layout32>(&mut buf)`.
 //!
+//! # Byte order
+//!
+//! KBUS converts nothing on the kernel interface: every integer (and
+//! pointer) of a message is in the byte order of the machine running the
+//! module (spec §3.1). [`Layout64`] and [`Layout32`] are in this machine's
+//! order ([`NativeEndian`]), which is what a program talking to its own
+//! `/dev/kbusN` needs. To read or write the messages of a machine with the
+//! other order (a dump from a big-endian set-top box on a little-endian
+//! workstation, or the reverse), name the order: [`Layout64Le`],
+//! [`Layout64Be`], [`Layout32Le`], [`Layout32Be`]. On a little-endian machine
+//! `Layout64` *is* `Layout64Le` (a type alias), on a big-endian one it is
+//! `Layout64Be`. Only the integers differ between the orders: names, data
+//! and padding are the same bytes.
+//!
+//! ```
+//! use kbus_wire::{Layout32Be, Layout32Le, Message, MessageRepr};
+//!
+//! // A big-endian 32-bit box's message, re-emitted for a little-endian one.
+//! let mut be = [0u8; 128];
+//! let n = MessageRepr::announcement("$.Box.Ready", b"1").emit_in::<Layout32Be>(&mut be)?;
+//! let repr = MessageRepr::parse(&Message::<_, Layout32Be>::new_checked_in(&be[..n])?)?;
+//! let mut le = [0u8; 128];
+//! assert_eq!(repr.emit_in::<Layout32Le>(&mut le)?, n);
+//! assert_eq!(be[72..n - 4], le[72..n - 4]); // name and data: the same bytes
+//! assert_eq!(be[52..56], [0, 0, 0, 11]); // name_len, big-endian
+//! assert_eq!(le[52..56], [11, 0, 0, 0]); // name_len, little-endian
+//! # Ok::<(), kbus_wire::Error>(())
+//! ```
+//!
+//! The data of a `$.KBUS.ReplierBindEvent` is three words in the same order
+//! as its header: [`Message::bind_event`] reads it in the layout's order,
+//! [`ReplierBindEvent::new_checked_in`] and [`ReplierBindEventRepr::emit_in`]
+//! take a [`ByteOrder`]. [`PointyHeader`] is native only: its pointers are
+//! addresses in this process, meaningful only to this machine's kernel.
+//!
 //! # Features
 //!
 //! * `alloc`: [`MessageRepr::to_vec`].
@@ -91,6 +126,7 @@ extern crate alloc;
 extern crate std;
 
 mod bind_event;
+mod byte_order;
 mod error;
 mod field;
 mod flags;
@@ -102,13 +138,14 @@ pub mod name;
 mod repr;
 
 pub use bind_event::{ReplierBindEvent, ReplierBindEventRepr};
+pub use byte_order::{BigEndian, ByteOrder, LittleEndian, NativeEndian};
 pub use error::Error;
 pub use flags::Flags;
 pub use id::{MessageId, OrigFrom};
 pub use kind::{Kind, MessageFields};
 pub use layout::{
-    entire_len, padded_data_len, padded_name_len, Header32, Header64, Layout, Layout32, Layout64,
-    NativeHeader, NativeLayout,
+    entire_len, padded_data_len, padded_name_len, Header32, Header64, Layout, Layout32, Layout32Be,
+    Layout32Le, Layout64, Layout64Be, Layout64Le, NativeHeader, NativeLayout,
 };
 pub use message::Message;
 pub use name::{Name, NameError, SyntheticName, MAX_NAME_LEN, MIN_NAME_LEN};

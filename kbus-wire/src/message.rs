@@ -3,11 +3,11 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::field::{self, read_ptr, read_u32, write_ptr, write_u32};
 use crate::kind::{MessageFields, Show, ShowData, ShowName};
-use crate::layout::{len_usize, offset, padded_name_len, Layout, NativeLayout};
+use crate::layout::{header_to_host, len_usize, offset, padded_name_len, Layout, NativeLayout};
 use crate::name::{validate_message_name, Name, NameError, SyntheticName, MAX_NAME_LEN};
 use crate::{
     entire_len, Error, Flags, Kind, MessageId, MessageRepr, OrigFrom, ReplierBindEvent, END_GUARD,
@@ -102,6 +102,25 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
 
     /// Wraps a buffer after checking that it holds a well-formed entire
     /// message in layout `L`: `Message::<_, Layout32>::new_checked_in(buf)`.
+    ///
+    /// A message from a machine of the other byte order is read with an
+    /// explicit-order layout; with the wrong order the start guard does not
+    /// match:
+    ///
+    /// ```
+    /// use kbus_wire::{Error, Layout64Be, Layout64Le, Message, MessageRepr};
+    /// let mut buf = [0u8; 128];
+    /// let len = MessageRepr::request("$.Box.Tuner", b"ch?").emit_in::<Layout64Be>(&mut buf)?;
+    /// assert_eq!(&buf[..4], b"subK"); // 0x7375624B, big-endian
+    /// let msg = Message::<_, Layout64Be>::new_checked_in(&buf[..len])?;
+    /// assert_eq!(msg.name(), "$.Box.Tuner");
+    /// assert_eq!(msg.data(), b"ch?");
+    /// assert!(matches!(
+    ///     Message::<_, Layout64Le>::new_checked_in(&buf[..len]),
+    ///     Err(Error::BadStartGuard { found: 0x4B62_7573 })
+    /// ));
+    /// # Ok::<(), kbus_wire::Error>(())
+    /// ```
     #[inline]
     pub fn new_checked_in(buffer: T) -> Result<Self, Error> {
         let message = Self::new_unchecked_in(buffer);
@@ -190,14 +209,20 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
     }
 
     /// A copy of the header as its zerocopy struct ([`Header64`] or
-    /// [`Header32`]); all zeros if the buffer is shorter than a header.
+    /// [`Header32`]) with every field in host order, whatever `L`'s byte
+    /// order (for a native-order layout its bytes are exactly
+    /// [`Message::header_bytes`]); all zeros if the buffer is shorter than a
+    /// header.
     ///
     /// [`Header64`]: crate::Header64
     /// [`Header32`]: crate::Header32
     #[inline]
     pub fn header(&self) -> L::Header {
         match L::Header::read_from_prefix(self.buffer.as_ref()) {
-            Ok((header, _)) => header,
+            Ok((mut header, _)) => {
+                header_to_host::<L>(header.as_mut_bytes());
+                header
+            }
             Err(_) => L::Header::default(),
         }
     }
@@ -209,22 +234,26 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
         entire_len::<L>(len_usize(self.name_len()), len_usize(self.data_len()))
     }
 
+    /// The `u32` at `off` in `L`'s byte order (0 when out of range).
+    #[inline]
+    fn u32_at(&self, off: usize) -> u32 {
+        read_u32::<L::ByteOrder>(self.buffer.as_ref(), off)
+    }
+
     #[inline]
     fn read_id(&self, off: usize) -> MessageId {
-        let buf = self.buffer.as_ref();
-        MessageId::new(read_u32(buf, off), read_u32(buf, off + 4))
+        MessageId::new(self.u32_at(off), self.u32_at(off + 4))
     }
 
     #[inline]
     fn read_orig(&self, off: usize) -> OrigFrom {
-        let buf = self.buffer.as_ref();
-        OrigFrom::new(read_u32(buf, off), read_u32(buf, off + 4))
+        OrigFrom::new(self.u32_at(off), self.u32_at(off + 4))
     }
 
     /// `start_guard` field.
     #[inline]
     pub fn start_guard(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::START_GUARD)
+        self.u32_at(offset::START_GUARD)
     }
     /// `id` field.
     #[inline]
@@ -239,12 +268,12 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
     /// `to` field.
     #[inline]
     pub fn to(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::TO)
+        self.u32_at(offset::TO)
     }
     /// `from` field.
     #[inline]
     pub fn from(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::FROM)
+        self.u32_at(offset::FROM)
     }
     /// `orig_from` field.
     #[inline]
@@ -259,37 +288,37 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
     /// `extra` field (reserved).
     #[inline]
     pub fn extra(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::EXTRA)
+        self.u32_at(offset::EXTRA)
     }
     /// `flags` field.
     #[inline]
     pub fn flags(&self) -> Flags {
-        Flags(read_u32(self.buffer.as_ref(), offset::FLAGS))
+        Flags(self.u32_at(offset::FLAGS))
     }
     /// `name_len` field.
     #[inline]
     pub fn name_len(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::NAME_LEN)
+        self.u32_at(offset::NAME_LEN)
     }
     /// `data_len` field.
     #[inline]
     pub fn data_len(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), offset::DATA_LEN)
+        self.u32_at(offset::DATA_LEN)
     }
     /// `name` pointer field (0 in an entire message).
     #[inline]
     pub fn name_ptr(&self) -> u64 {
-        read_ptr(self.buffer.as_ref(), L::NAME_PTR, L::POINTER_LEN)
+        read_ptr::<L::ByteOrder>(self.buffer.as_ref(), L::NAME_PTR, L::POINTER_LEN)
     }
     /// `data` pointer field (0 in an entire message).
     #[inline]
     pub fn data_ptr(&self) -> u64 {
-        read_ptr(self.buffer.as_ref(), L::DATA_PTR, L::POINTER_LEN)
+        read_ptr::<L::ByteOrder>(self.buffer.as_ref(), L::DATA_PTR, L::POINTER_LEN)
     }
     /// The header's `end_guard` field.
     #[inline]
     pub fn end_guard(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), L::END_GUARD)
+        self.u32_at(L::END_GUARD)
     }
 
     #[inline]
@@ -300,7 +329,7 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
     /// The final end guard after the data.
     #[inline]
     pub fn final_guard(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), self.total_len().saturating_sub(4))
+        self.u32_at(self.total_len().saturating_sub(4))
     }
 
     /// The name's bytes (`name_len` bytes after the header).
@@ -438,12 +467,13 @@ impl<'a, T: AsRef<[u8]> + ?Sized, L: Layout> Message<&'a T, L> {
     }
 
     /// The data as a replier bind event, if this is a
-    /// `$.KBUS.ReplierBindEvent` with well-formed data.
-    pub fn bind_event(&self) -> Result<ReplierBindEvent<&'a [u8]>, Error> {
+    /// `$.KBUS.ReplierBindEvent` with well-formed data. The event's words
+    /// are read in `L`'s byte order, like the header's.
+    pub fn bind_event(&self) -> Result<ReplierBindEvent<&'a [u8], L::ByteOrder>, Error> {
         if self.name_bytes() != crate::name::REPLIER_BIND_EVENT.as_bytes() {
             return Err(Error::NotBindEvent);
         }
-        ReplierBindEvent::new_checked(self.data())
+        ReplierBindEvent::new_checked_in(self.data())
     }
 }
 
@@ -474,8 +504,9 @@ macro_rules! view_accessors {
             }
 
             /// The data as a replier bind event, if this is a
-            /// `$.KBUS.ReplierBindEvent` with well-formed data.
-            pub fn bind_event(&self) -> Result<ReplierBindEvent<&[u8]>, Error> {
+            /// `$.KBUS.ReplierBindEvent` with well-formed data (read in
+            /// `L`'s byte order).
+            pub fn bind_event(&self) -> Result<ReplierBindEvent<&[u8], L::ByteOrder>, Error> {
                 self.view().bind_event()
             }
         }
@@ -499,91 +530,95 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>, L: Layout> Message<T, L> {
     fn buf_mut(&mut self) -> &mut [u8] {
         self.buffer.as_mut()
     }
+    /// Writes `value` at `off` in `L`'s byte order (nothing when out of
+    /// range).
+    #[inline]
+    fn put_u32(&mut self, off: usize, value: u32) {
+        write_u32::<L::ByteOrder>(self.buf_mut(), off, value);
+    }
     /// Sets the `start_guard` field.
     #[inline]
     pub fn set_start_guard(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::START_GUARD, value);
+        self.put_u32(offset::START_GUARD, value);
     }
     /// Sets the `id` field.
     #[inline]
     pub fn set_id(&mut self, id: MessageId) {
-        write_u32(self.buf_mut(), offset::ID, id.network_id);
-        write_u32(self.buf_mut(), offset::ID + 4, id.serial_num);
+        self.put_u32(offset::ID, id.network_id);
+        self.put_u32(offset::ID + 4, id.serial_num);
     }
     /// Sets the `in_reply_to` field.
     #[inline]
     pub fn set_in_reply_to(&mut self, id: MessageId) {
-        write_u32(self.buf_mut(), offset::IN_REPLY_TO, id.network_id);
-        write_u32(self.buf_mut(), offset::IN_REPLY_TO + 4, id.serial_num);
+        self.put_u32(offset::IN_REPLY_TO, id.network_id);
+        self.put_u32(offset::IN_REPLY_TO + 4, id.serial_num);
     }
     /// Sets the `to` field.
     #[inline]
     pub fn set_to(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::TO, value);
+        self.put_u32(offset::TO, value);
     }
     /// Sets the `from` field.
     #[inline]
     pub fn set_from(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::FROM, value);
+        self.put_u32(offset::FROM, value);
     }
     /// Sets the `orig_from` field.
     #[inline]
     pub fn set_orig_from(&mut self, value: OrigFrom) {
-        write_u32(self.buf_mut(), offset::ORIG_FROM, value.network_id);
-        write_u32(self.buf_mut(), offset::ORIG_FROM + 4, value.local_id);
+        self.put_u32(offset::ORIG_FROM, value.network_id);
+        self.put_u32(offset::ORIG_FROM + 4, value.local_id);
     }
     /// Sets the `final_to` field.
     #[inline]
     pub fn set_final_to(&mut self, value: OrigFrom) {
-        write_u32(self.buf_mut(), offset::FINAL_TO, value.network_id);
-        write_u32(self.buf_mut(), offset::FINAL_TO + 4, value.local_id);
+        self.put_u32(offset::FINAL_TO, value.network_id);
+        self.put_u32(offset::FINAL_TO + 4, value.local_id);
     }
     /// Sets the `extra` field.
     #[inline]
     pub fn set_extra(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::EXTRA, value);
+        self.put_u32(offset::EXTRA, value);
     }
     /// Sets the `flags` field.
     #[inline]
     pub fn set_flags(&mut self, value: Flags) {
-        write_u32(self.buf_mut(), offset::FLAGS, value.0);
+        self.put_u32(offset::FLAGS, value.0);
     }
     /// Sets the `name_len` field (moves where the data and final guard are
     /// looked for; re-check afterwards).
     #[inline]
     pub fn set_name_len(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::NAME_LEN, value);
+        self.put_u32(offset::NAME_LEN, value);
     }
     /// Sets the `data_len` field (moves where the final guard is looked for;
     /// re-check afterwards).
     #[inline]
     pub fn set_data_len(&mut self, value: u32) {
-        write_u32(self.buf_mut(), offset::DATA_LEN, value);
+        self.put_u32(offset::DATA_LEN, value);
     }
-    /// Sets the `name` pointer field (truncated to 32 bits on [`Layout32`]).
-    ///
-    /// [`Layout32`]: crate::Layout32
+    /// Sets the `name` pointer field (truncated to 32 bits on the 32-bit
+    /// layouts).
     #[inline]
     pub fn set_name_ptr(&mut self, value: u64) {
-        write_ptr(self.buf_mut(), L::NAME_PTR, L::POINTER_LEN, value);
+        write_ptr::<L::ByteOrder>(self.buf_mut(), L::NAME_PTR, L::POINTER_LEN, value);
     }
-    /// Sets the `data` pointer field (truncated to 32 bits on [`Layout32`]).
-    ///
-    /// [`Layout32`]: crate::Layout32
+    /// Sets the `data` pointer field (truncated to 32 bits on the 32-bit
+    /// layouts).
     #[inline]
     pub fn set_data_ptr(&mut self, value: u64) {
-        write_ptr(self.buf_mut(), L::DATA_PTR, L::POINTER_LEN, value);
+        write_ptr::<L::ByteOrder>(self.buf_mut(), L::DATA_PTR, L::POINTER_LEN, value);
     }
     /// Sets the header's `end_guard` field.
     #[inline]
     pub fn set_end_guard(&mut self, value: u32) {
-        write_u32(self.buf_mut(), L::END_GUARD, value);
+        self.put_u32(L::END_GUARD, value);
     }
     /// Sets the final end guard (at `total_len() - 4`).
     #[inline]
     pub fn set_final_guard(&mut self, value: u32) {
         let off = self.total_len().saturating_sub(4);
-        write_u32(self.buf_mut(), off, value);
+        self.put_u32(off, value);
     }
     /// The name bytes, mutable (a name must stay valid to pass the checks).
     #[inline]

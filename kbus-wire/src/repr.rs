@@ -217,7 +217,9 @@ impl<'a> MessageRepr<'a> {
         self.emit_in::<NativeLayout>(buf)
     }
 
-    /// [`emit`](Self::emit) in layout `L`: `repr.emit_in::<Layout32>(&mut buf)`.
+    /// [`emit`](Self::emit) in layout `L`: `repr.emit_in::<Layout32>(&mut buf)`,
+    /// or for a machine of the other byte order
+    /// `repr.emit_in::<Layout32Be>(&mut buf)`.
     pub fn emit_in<L: Layout>(&self, buf: &mut [u8]) -> Result<usize, Error> {
         self.validate()?;
         self.emit_unvalidated_in::<L>(buf)
@@ -244,7 +246,7 @@ impl<'a> MessageRepr<'a> {
         copy_padded(name_area, self.name.as_bytes());
         let (data_area, guard) = rest.split_at_mut(padded_data_len(self.data.len()));
         copy_padded(data_area, self.data);
-        write_u32(guard, 0, END_GUARD);
+        write_u32::<L::ByteOrder>(guard, 0, END_GUARD);
         Ok(total)
     }
 
@@ -260,24 +262,24 @@ impl<'a> MessageRepr<'a> {
         let name_len = u32::try_from(self.name.len()).map_err(|_| too_long(self.name.len()))?;
         let data_len = u32::try_from(self.data.len()).map_err(|_| too_long(self.data.len()))?;
         header.fill(0);
-        write_u32(header, offset::START_GUARD, START_GUARD);
-        write_u32(header, offset::ID, self.id.network_id);
-        write_u32(header, offset::ID + 4, self.id.serial_num);
-        write_u32(header, offset::IN_REPLY_TO, self.in_reply_to.network_id);
-        write_u32(header, offset::IN_REPLY_TO + 4, self.in_reply_to.serial_num);
-        write_u32(header, offset::TO, self.to);
-        write_u32(header, offset::FROM, self.from);
-        write_u32(header, offset::ORIG_FROM, self.orig_from.network_id);
-        write_u32(header, offset::ORIG_FROM + 4, self.orig_from.local_id);
-        write_u32(header, offset::FINAL_TO, self.final_to.network_id);
-        write_u32(header, offset::FINAL_TO + 4, self.final_to.local_id);
-        write_u32(header, offset::EXTRA, self.extra);
-        write_u32(header, offset::FLAGS, self.flags.bits());
-        write_u32(header, offset::NAME_LEN, name_len);
-        write_u32(header, offset::DATA_LEN, data_len);
-        write_ptr(header, L::NAME_PTR, L::POINTER_LEN, name_ptr);
-        write_ptr(header, L::DATA_PTR, L::POINTER_LEN, data_ptr);
-        write_u32(header, L::END_GUARD, END_GUARD);
+        write_u32::<L::ByteOrder>(header, offset::START_GUARD, START_GUARD);
+        write_u32::<L::ByteOrder>(header, offset::ID, self.id.network_id);
+        write_u32::<L::ByteOrder>(header, offset::ID + 4, self.id.serial_num);
+        write_u32::<L::ByteOrder>(header, offset::IN_REPLY_TO, self.in_reply_to.network_id);
+        write_u32::<L::ByteOrder>(header, offset::IN_REPLY_TO + 4, self.in_reply_to.serial_num);
+        write_u32::<L::ByteOrder>(header, offset::TO, self.to);
+        write_u32::<L::ByteOrder>(header, offset::FROM, self.from);
+        write_u32::<L::ByteOrder>(header, offset::ORIG_FROM, self.orig_from.network_id);
+        write_u32::<L::ByteOrder>(header, offset::ORIG_FROM + 4, self.orig_from.local_id);
+        write_u32::<L::ByteOrder>(header, offset::FINAL_TO, self.final_to.network_id);
+        write_u32::<L::ByteOrder>(header, offset::FINAL_TO + 4, self.final_to.local_id);
+        write_u32::<L::ByteOrder>(header, offset::EXTRA, self.extra);
+        write_u32::<L::ByteOrder>(header, offset::FLAGS, self.flags.bits());
+        write_u32::<L::ByteOrder>(header, offset::NAME_LEN, name_len);
+        write_u32::<L::ByteOrder>(header, offset::DATA_LEN, data_len);
+        write_ptr::<L::ByteOrder>(header, L::NAME_PTR, L::POINTER_LEN, name_ptr);
+        write_ptr::<L::ByteOrder>(header, L::DATA_PTR, L::POINTER_LEN, data_ptr);
+        write_u32::<L::ByteOrder>(header, L::END_GUARD, END_GUARD);
         Ok(())
     }
 
