@@ -73,6 +73,38 @@ struct kbus_message_header {
 static_assert(sizeof(struct kbus_message_header) ==
 	      (sizeof(void *) == 8 ? 88 : 72));
 
+/*
+ * The layouts of a task with 4-byte pointers on a 64-bit kernel (compat,
+ * spec 3.2 and 3.3 "Off (32-bit)"): the pointers are 32-bit user addresses
+ * (compat_uptr_t), so nothing is padded. On a 32-bit kernel they are the
+ * native layouts.
+ */
+struct kbus_bind_request32 {
+	__u32 is_replier;	/* kbus_bind_query: return_id */
+	__u32 name_len;
+	__u32 name;
+};
+
+struct kbus_message_header32 {
+	__u32 start_guard;
+	struct kbus_msg_id id;
+	struct kbus_msg_id in_reply_to;
+	__u32 to;
+	__u32 from;
+	struct kbus_orig_from orig_from;
+	struct kbus_orig_from final_to;
+	__u32 extra;
+	__u32 flags;
+	__u32 name_len;
+	__u32 data_len;
+	__u32 name;
+	__u32 data;
+	__u32 end_guard;
+};
+
+static_assert(sizeof(struct kbus_bind_request32) == 12);
+static_assert(sizeof(struct kbus_message_header32) == 72);
+
 /* Data of a $.KBUS.ReplierBindEvent: these three words, then the name */
 struct kbus_replier_bind_event_data {
 	__u32 is_bind;
@@ -126,6 +158,16 @@ struct kbus_replier_bind_event_data {
 
 #define KBUS_HDR_LEN	((u32)sizeof(struct kbus_message_header))
 
+/*
+ * Header size in the layout of a message crossing to or from user space:
+ * the kernel's own, or that of a task with 4-byte pointers (@compat).
+ */
+static inline u32 kbus_hdr_len(bool compat)
+{
+	return compat ? (u32)sizeof(struct kbus_message_header32) :
+			KBUS_HDR_LEN;
+}
+
 #define KBUS_NAME_GONEAWAY	"$.KBUS.Replier.GoneAway"
 #define KBUS_NAME_IGNORED	"$.KBUS.Replier.Ignored"
 #define KBUS_NAME_UNBOUND	"$.KBUS.Replier.Unbound"
@@ -144,10 +186,18 @@ static inline u64 kbus_padded_data_len(u32 data_len)
 	return 4 * (((u64)data_len + 3) / 4);
 }
 
+/* ENTIRE() in a user layout (spec 3.4) */
+static inline u64 kbus_layout_entire_len(bool compat, u32 name_len,
+					 u32 data_len)
+{
+	return kbus_hdr_len(compat) + kbus_padded_name_len(name_len) +
+	       kbus_padded_data_len(data_len) + 4;
+}
+
+/* ENTIRE() with the kernel's own header: a message's size in the module */
 static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 {
-	return KBUS_HDR_LEN + kbus_padded_name_len(name_len) +
-	       kbus_padded_data_len(data_len) + 4;
+	return kbus_layout_entire_len(false, name_len, data_len);
 }
 
 /* Defaults of the spec section 14 limits (module parameters) */
@@ -260,23 +310,38 @@ enum kbus_part {
 	KBUS_PART_FINAL,
 };
 
+/*
+ * The user layout of a message in progress (@compat: 4-byte pointers) is
+ * that of the syscall that began it: the write() that started it, or the
+ * NEXTMSG that made it the current read message.
+ */
 struct kbus_write_state {
 	bool active;		/* a message is in progress */
+	bool compat;		/* written in the 32-bit layout */
 	bool complete;
 	bool pointy;
 	bool copied;		/* pointy name and data copied in */
 	enum kbus_part part;
 	u32 pos;		/* bytes written of the current part */
-	struct kbus_message_header hdr;
+	union {
+		/* the header, in the kernel's layout once complete */
+		struct kbus_message_header hdr;
+		/* compat: the header as written, until complete */
+		struct kbus_message_header32 hdr32;
+	};
 	u32 final_guard;
 	struct kbus_msg *msg;	/* allocated once the header is valid */
 };
 
 struct kbus_read_state {
 	struct kbus_qitem *item;	/* current read message, or NULL */
-	struct kbus_message_header hdr;	/* header image handed out */
+	bool compat;			/* read in the 32-bit layout */
+	union {				/* header image handed out */
+		struct kbus_message_header hdr;
+		struct kbus_message_header32 hdr32;
+	};
 	u32 pos;
-	u32 total;
+	u32 total;			/* ENTIRE() in that layout */
 };
 
 struct kbus_dev;

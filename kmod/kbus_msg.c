@@ -7,6 +7,12 @@
  * own lock (kbus_ksock.lock) only: every copy from or to user space happens
  * here, and never under a lock that another Ksock may need (spec 14.3).
  * SEND takes the device lock only after the pointy parts are copied in.
+ *
+ * A header crosses to and from user space in exactly one place each way:
+ * kbus_part_dest() (write) and kbus_read_segment() (read). A task with
+ * 4-byte pointers on a 64-bit kernel (compat) gets the 72-byte 32-bit
+ * layout there, converted to and from the kernel's own; the layout of a
+ * message is that of the syscall that began it (see kbus_write_state).
  */
 
 #include <linux/atomic.h>
@@ -18,6 +24,7 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
+#include "kbus_compat.h"
 #include "kbus_internal.h"
 
 static const u32 kbus_end_guard = KBUS_MSG_END_GUARD;
@@ -188,6 +195,49 @@ struct kbus_qitem *kbus_answer_alloc(struct kbus_dev *dev, const char *name,
 }
 
 /* ------------------------------------------------------------------------
+ * The 32-bit header layout (compat, spec 3.3)
+ */
+
+static void kbus_hdr_to32(struct kbus_message_header32 *h32,
+			  const struct kbus_message_header *h)
+{
+	h32->start_guard = h->start_guard;
+	h32->id = h->id;
+	h32->in_reply_to = h->in_reply_to;
+	h32->to = h->to;
+	h32->from = h->from;
+	h32->orig_from = h->orig_from;
+	h32->final_to = h->final_to;
+	h32->extra = h->extra;
+	h32->flags = h->flags;
+	h32->name_len = h->name_len;
+	h32->data_len = h->data_len;
+	h32->name = kbus_ptr_to_compat(h->name);
+	h32->data = kbus_ptr_to_compat(h->data);
+	h32->end_guard = h->end_guard;
+}
+
+static void kbus_hdr_from32(struct kbus_message_header *h,
+			    const struct kbus_message_header32 *h32)
+{
+	memset(h, 0, sizeof(*h));
+	h->start_guard = h32->start_guard;
+	h->id = h32->id;
+	h->in_reply_to = h32->in_reply_to;
+	h->to = h32->to;
+	h->from = h32->from;
+	h->orig_from = h32->orig_from;
+	h->final_to = h32->final_to;
+	h->extra = h32->extra;
+	h->flags = h32->flags;
+	h->name_len = h32->name_len;
+	h->data_len = h32->data_len;
+	h->name = kbus_compat_ptr(h32->name);
+	h->data = kbus_compat_ptr(h32->data);
+	h->end_guard = h32->end_guard;
+}
+
+/* ------------------------------------------------------------------------
  * write(): assembling the outgoing message (spec 5.1)
  */
 
@@ -221,7 +271,7 @@ static u32 kbus_part_len(const struct kbus_write_state *wr)
 
 	switch (wr->part) {
 	case KBUS_PART_HDR:
-		return KBUS_HDR_LEN;
+		return kbus_hdr_len(wr->compat);
 	case KBUS_PART_NAME:
 		return h->name_len;
 	case KBUS_PART_NPAD:
@@ -235,11 +285,16 @@ static u32 kbus_part_len(const struct kbus_write_state *wr)
 	}
 }
 
-/* Where the bytes of the current part go; NULL for ignored padding. */
+/*
+ * Where the bytes of the current part go; NULL for ignored padding. A
+ * compat header goes to its own image until complete (kbus_header_done()).
+ */
 static void *kbus_part_dest(struct kbus_write_state *wr)
 {
 	switch (wr->part) {
 	case KBUS_PART_HDR:
+		if (wr->compat)
+			return (u8 *)&wr->hdr32 + wr->pos;
 		return (u8 *)&wr->hdr + wr->pos;
 	case KBUS_PART_NAME:
 		return wr->msg->name + wr->pos;
@@ -273,7 +328,8 @@ static int kbus_check_header(const struct kbus_ksock *k)
 	if ((h->flags & KBUS_BIT_ALL_OR_WAIT) &&
 	    (h->flags & KBUS_BIT_ALL_OR_FAIL))
 		return -EINVAL;
-	if (kbus_entire_len(h->name_len, h->data_len) >
+	/* Measured in the writer's layout, as a 32-bit kernel would */
+	if (kbus_layout_entire_len(k->wr.compat, h->name_len, h->data_len) >
 	    READ_ONCE(k->dev->max_msg_size))
 		return -EMSGSIZE;
 	return 0;
@@ -282,8 +338,13 @@ static int kbus_check_header(const struct kbus_ksock *k)
 static int kbus_header_done(struct kbus_ksock *k)
 {
 	struct kbus_write_state *wr = &k->wr;
+	struct kbus_message_header32 h32;
 	int err;
 
+	if (wr->compat) {
+		h32 = wr->hdr32;
+		kbus_hdr_from32(&wr->hdr, &h32);
+	}
 	err = kbus_check_header(k);
 	if (err)
 		return err;
@@ -367,6 +428,7 @@ ssize_t kbus_write_bytes(struct kbus_ksock *k, const char __user *buf,
 	if (!k->wr.active) {
 		kbus_write_discard(k);
 		k->wr.active = true;
+		k->wr.compat = kbus_compat_task();
 	}
 	err = kbus_write_parts(k, buf, count);
 	if (err) {
@@ -386,10 +448,11 @@ void kbus_read_drop(struct kbus_ksock *k)
 	memset(&k->rd, 0, sizeof(k->rd));
 }
 
-static void kbus_read_start(struct kbus_ksock *k, struct kbus_qitem *item)
+/* The header a reader gets for @item, padding zeroed (it is copied out) */
+static void kbus_read_hdr(struct kbus_message_header *h,
+			  const struct kbus_qitem *item)
 {
 	const struct kbus_msg *m = item->msg;
-	struct kbus_message_header *h = &k->rd.hdr;
 
 	memset(h, 0, sizeof(*h));
 	h->start_guard = KBUS_MSG_START_GUARD;
@@ -403,10 +466,26 @@ static void kbus_read_start(struct kbus_ksock *k, struct kbus_qitem *item)
 	h->name_len = m->name_len;
 	h->data_len = m->data_len;
 	h->end_guard = KBUS_MSG_END_GUARD;
+}
 
-	k->rd.item = item;
-	k->rd.pos = 0;
-	k->rd.total = (u32)kbus_entire_len(m->name_len, m->data_len);
+/* @item becomes the current read message, in the caller's layout. */
+static void kbus_read_start(struct kbus_ksock *k, struct kbus_qitem *item)
+{
+	const struct kbus_msg *m = item->msg;
+	struct kbus_read_state *rd = &k->rd;
+	struct kbus_message_header h;
+
+	rd->compat = kbus_compat_task();
+	if (rd->compat) {
+		kbus_read_hdr(&h, item);
+		kbus_hdr_to32(&rd->hdr32, &h);
+	} else {
+		kbus_read_hdr(&rd->hdr, item);
+	}
+	rd->item = item;
+	rd->pos = 0;
+	rd->total = (u32)kbus_layout_entire_len(rd->compat, m->name_len,
+						m->data_len);
 }
 
 /* The contiguous source bytes at the current read position. */
@@ -414,15 +493,18 @@ static const void *kbus_read_segment(const struct kbus_read_state *rd,
 				     u32 *len)
 {
 	const struct kbus_msg *m = rd->item->msg;
+	u32 hlen = kbus_hdr_len(rd->compat);
 	u32 pn = kbus_padded_name_len(m->name_len);
 	u32 pd = (u32)kbus_padded_data_len(m->data_len);
 	u32 pos = rd->pos;
 
-	if (pos < KBUS_HDR_LEN) {
-		*len = KBUS_HDR_LEN - pos;
+	if (pos < hlen) {
+		*len = hlen - pos;
+		if (rd->compat)
+			return (const u8 *)&rd->hdr32 + pos;
 		return (const u8 *)&rd->hdr + pos;
 	}
-	pos -= KBUS_HDR_LEN;
+	pos -= hlen;
 	if (pos < m->name_len) {
 		*len = m->name_len - pos;
 		return m->name + pos;

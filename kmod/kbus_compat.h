@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KBUS: what differs between kernel versions and configurations, in one
+ * place. The rest of the module is written for Linux 6.1 and uses the
+ * helpers below where a kernel version or a configuration option changes
+ * what is available. (checkpatch warns on each line that names the
+ * kernel's version code: keep such lines few, and here.)
+ */
+#ifndef KBUS_COMPAT_H
+#define KBUS_COMPAT_H
+
+#include <linux/compat.h>
+#include <linux/kernel.h>
+#include <linux/types.h>
+
+/*
+ * 32-bit user space on a 64-bit kernel. in_compat_syscall() exists in
+ * every configuration (always false without CONFIG_COMPAT); older kernels
+ * define compat_ptr() and ptr_to_compat() only with CONFIG_COMPAT, so they
+ * are used only there (the fallbacks below are never reached).
+ */
+
+/* Does the current syscall come from a task with 4-byte pointers? */
+static inline bool kbus_compat_task(void)
+{
+	return IS_ENABLED(CONFIG_COMPAT) && in_compat_syscall();
+}
+
+/* A 4-byte user pointer of such a task, as a kernel user pointer */
+static inline void __user *kbus_compat_ptr(u32 uptr)
+{
+#ifdef CONFIG_COMPAT
+	return compat_ptr(uptr);
+#else
+	return (void __user *)(uintptr_t)uptr;
+#endif
+}
+
+/* The 4-byte form of a user pointer that came from kbus_compat_ptr() */
+static inline u32 kbus_ptr_to_compat(const void __user *ptr)
+{
+#ifdef CONFIG_COMPAT
+	return ptr_to_compat((void __user *)ptr);
+#else
+	return (u32)(uintptr_t)ptr;
+#endif
+}
+
+#endif /* KBUS_COMPAT_H */
