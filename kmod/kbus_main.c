@@ -52,11 +52,13 @@
  * poll wait uninterruptibly (they are short: the device lock is never held
  * across a user copy).
  *
- * 32-bit user space on a 64-bit kernel (compat) is not supported yet, so
- * there is deliberately no .compat_ioctl: such callers get ENOTTY. The
- * header crosses to and from user space in one place each way
- * (kbus_part_dest() for write, kbus_read_segment() for read), where a
- * compat layout will slot in.
+ * 32-bit user space on a 64-bit kernel (compat): .compat_ioctl accepts
+ * exactly the 32-bit request codes (size field 4, spec 3.9) and runs them
+ * as the native ones; BIND, UNBIND and REPLIER read (and REPLIER writes)
+ * their argument in the caller's layout. Every other argument is u32s only.
+ * Headers are translated where they cross to and from user space
+ * (kbus_msg.c). Whether a syscall is compat is in_compat_syscall()'s
+ * answer for that syscall; kbus_compat.h keeps such differences.
  */
 
 #include <linux/capability.h>
@@ -71,6 +73,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include "kbus_compat.h"
 #include "kbus_internal.h"
 
 static int kbus_num_devices = 1;
@@ -368,6 +371,40 @@ static bool kbus_admin_allowed(void)
 	return READ_ONCE(kbus_unprivileged_admin) || capable(CAP_SYS_ADMIN);
 }
 
+/*
+ * The argument of BIND, UNBIND and REPLIER (spec 3.2) in the caller's
+ * layout: 16 bytes, or 12 from a compat task. (kbus_bind_query has the
+ * same shape, its first word being the output return_id.)
+ */
+static int kbus_get_bind_arg(const void __user *argp,
+			     struct kbus_bind_request *req)
+{
+	struct kbus_bind_request32 req32;
+
+	if (!kbus_compat_task())
+		return copy_from_user(req, argp, sizeof(*req)) ? -EFAULT : 0;
+	if (copy_from_user(&req32, argp, sizeof(req32)))
+		return -EFAULT;
+	req->is_replier = req32.is_replier;
+	req->name_len = req32.name_len;
+	req->name = kbus_compat_ptr(req32.name);
+	return 0;
+}
+
+/* REPLIER's answer: the whole argument back, in the caller's layout */
+static int kbus_put_bind_query(void __user *argp,
+			       const struct kbus_bind_query *query)
+{
+	struct kbus_bind_request32 q32;
+
+	if (!kbus_compat_task())
+		return copy_to_user(argp, query, sizeof(*query)) ? -EFAULT : 0;
+	q32.is_replier = query->return_id;
+	q32.name_len = query->name_len;
+	q32.name = kbus_ptr_to_compat(query->name);
+	return copy_to_user(argp, &q32, sizeof(q32)) ? -EFAULT : 0;
+}
+
 static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 {
 	struct kbus_bind_request req;
@@ -375,8 +412,9 @@ static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 	char *name;
 	long ret;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
+	ret = kbus_get_bind_arg(argp, &req);
+	if (ret)
+		return ret;
 	if (!req.name_len)
 		return -EBADMSG;
 	if (req.name_len > KBUS_MAX_NAME_LEN)
@@ -396,12 +434,17 @@ static long kbus_ioc_bind(struct kbus_ksock *k, void __user *argp, bool bind)
 
 static long kbus_ioc_replier(struct kbus_ksock *k, void __user *argp)
 {
+	struct kbus_bind_request arg;
 	struct kbus_bind_query query;
 	struct kbus_dev *dev = k->dev;
 	char *name;
+	int err;
 
-	if (copy_from_user(&query, argp, sizeof(query)))
-		return -EFAULT;
+	err = kbus_get_bind_arg(argp, &arg);
+	if (err)
+		return err;
+	query.name_len = arg.name_len;
+	query.name = arg.name;
 	if (!query.name_len || query.name_len > KBUS_MAX_NAME_LEN)
 		return -ENAMETOOLONG;
 	name = memdup_user_nul(query.name, query.name_len);
@@ -411,8 +454,9 @@ static long kbus_ioc_replier(struct kbus_ksock *k, void __user *argp)
 	query.return_id = kbus_find_replier(dev, name, query.name_len);
 	mutex_unlock(&dev->lock);
 	kfree(name);
-	if (copy_to_user(argp, &query, sizeof(query)))
-		return -EFAULT;
+	err = kbus_put_bind_query(argp, &query);
+	if (err)
+		return err;
 	return query.return_id ? 1 : 0;
 }
 
@@ -613,16 +657,17 @@ static long kbus_ioctl_locked(struct kbus_ksock *k, unsigned int cmd,
 	}
 }
 
-static long kbus_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+/*
+ * Spec 3.10 after the type and number checks: @cmd is a native code,
+ * @size the argument size encoded in the code the caller gave.
+ */
+static long kbus_ioctl_run(struct file *file, unsigned int cmd,
+			   unsigned int size, void __user *argp)
 {
 	struct kbus_ksock *k = file->private_data;
-	void __user *argp = (void __user *)arg;
 	long ret;
 
-	if (_IOC_TYPE(cmd) != KBUS_IOC_MAGIC || _IOC_NR(cmd) > KBUS_IOC_MAXNR)
-		return -ENOTTY;
-	if ((_IOC_DIR(cmd) & (_IOC_READ | _IOC_WRITE)) &&
-	    !access_ok(argp, _IOC_SIZE(cmd)))
+	if ((_IOC_DIR(cmd) & (_IOC_READ | _IOC_WRITE)) && !access_ok(argp, size))
 		return -EFAULT;
 	if (mutex_lock_interruptible(&k->lock))
 		return -ERESTARTSYS;
@@ -630,6 +675,38 @@ static long kbus_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	mutex_unlock(&k->lock);
 	return ret;
 }
+
+static long kbus_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	if (_IOC_TYPE(cmd) != KBUS_IOC_MAGIC || _IOC_NR(cmd) > KBUS_IOC_MAXNR)
+		return -ENOTTY;
+	return kbus_ioctl_run(file, cmd, _IOC_SIZE(cmd), (void __user *)arg);
+}
+
+#ifdef CONFIG_COMPAT
+/*
+ * A task with 4-byte pointers on a 64-bit kernel. Its request codes encode
+ * sizeof(char *) == 4 (spec 3.9, "32-bit" columns). Exactly those run, as
+ * the native code with the same direction and number; the native codes
+ * themselves (size 8) are not its ABI and get ENOTTY, like any other code
+ * that is no table entry. Codes without a size are the same in both.
+ */
+static long kbus_compat_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	unsigned int size = _IOC_SIZE(cmd);
+	unsigned int native = cmd;
+
+	if (_IOC_TYPE(cmd) != KBUS_IOC_MAGIC || _IOC_NR(cmd) > KBUS_IOC_MAXNR)
+		return -ENOTTY;
+	if (size == sizeof(compat_uptr_t))
+		native = _IOC(_IOC_DIR(cmd), KBUS_IOC_MAGIC, _IOC_NR(cmd),
+			      sizeof(char *));
+	else if (size)
+		return -ENOTTY;
+	return kbus_ioctl_run(file, native, size, compat_ptr(arg));
+}
+#endif
 
 static const struct file_operations kbus_fops = {
 	.owner = THIS_MODULE,
@@ -639,6 +716,9 @@ static const struct file_operations kbus_fops = {
 	.write = kbus_write,
 	.poll = kbus_poll,
 	.unlocked_ioctl = kbus_ioctl,
+#ifdef CONFIG_COMPAT
+	.compat_ioctl = kbus_compat_ioctl,
+#endif
 	.llseek = noop_llseek,
 };
 
