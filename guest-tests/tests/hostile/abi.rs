@@ -3,6 +3,7 @@
 //! checking a message read whole.
 
 use super::*;
+use std::sync::OnceLock;
 
 /// Where an argument, buffer, name or data pointer points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub(crate) enum Ptr {
     ReadOnly,
     Null,
     One,
-    /// An address in the kernel half (fails access_ok).
+    /// An address in the kernel half (fails access_ok; see `kernel_half`).
     Kernel,
     /// 64-bit: non-canonical; 32-bit: the top page.
     NonCanonical,
@@ -33,9 +34,37 @@ impl Ptr {
         self.good() || self == Ptr::ReadOnly
     }
     /// Fails access_ok (the VFS or the ioctl dispatcher refuses it before
-    /// the module looks at anything).
+    /// the module looks at anything). A 32-bit process on a 64-bit kernel
+    /// (compat) has no kernel half: its whole 4 GiB is user space, so these
+    /// two addresses pass access_ok and fault only when copied, like a
+    /// Hole. Asked of the kernel once (see `access_ok_refuses`).
     pub(crate) fn kernel_half(self) -> bool {
-        matches!(self, Ptr::Kernel | Ptr::NonCanonical)
+        static REFUSED: OnceLock<(bool, bool)> = OnceLock::new();
+        let (kernel, noncanon) = *REFUSED.get_or_init(|| {
+            (
+                access_ok_refuses(KERNEL_ADDR),
+                access_ok_refuses(NONCANON_ADDR),
+            )
+        });
+        match self {
+            Ptr::Kernel => kernel,
+            Ptr::NonCanonical => noncanon,
+            _ => false,
+        }
+    }
+}
+
+/// Does access_ok refuse `addr`? write(2) checks its buffer with access_ok
+/// (EFAULT) and /dev/null never reads it.
+fn access_ok_refuses(addr: usize) -> bool {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    match raw::write(null.as_fd(), addr, 1) {
+        Ok(_) => false,
+        Err(e) if e == Errno::FAULT => true,
+        Err(e) => panic!("write(/dev/null, {addr:#x}, 1): {e}"),
     }
 }
 
