@@ -168,6 +168,44 @@ impl<T: AsRef<[u8]>, O: ByteOrder> ReplierBindEvent<T, O> {
     }
 }
 
+impl<'a, O: ByteOrder> ReplierBindEvent<&'a [u8], O> {
+    /// The fields, borrowing the name from the buffer for `'a`.
+    fn repr_of_buffer(&self) -> ReplierBindEventRepr<'a> {
+        let buffer: &'a [u8] = self.buffer;
+        let name = field::slice(buffer, NAME, len_usize(self.name_len()));
+        ReplierBindEventRepr {
+            is_bind: self.is_bind(),
+            binder: self.binder(),
+            name: core::str::from_utf8(name).unwrap_or(""),
+        }
+    }
+}
+
+/// The checked fields of bind-event data in byte order `big_endian`
+/// (`Some(true)`: big-endian), or in whichever order they check (`None`; at
+/// most one can: a valid `name_len` is 3..=1000, and every such value
+/// byte-swapped is over 1000).
+pub(crate) fn parse_event(
+    data: &[u8],
+    big_endian: Option<bool>,
+) -> Option<ReplierBindEventRepr<'_>> {
+    fn parse<O: ByteOrder>(data: &[u8]) -> Option<ReplierBindEventRepr<'_>> {
+        let ev = ReplierBindEvent::<_, O>::new_checked_in(data).ok()?;
+        Some(ev.repr_of_buffer())
+    }
+    match big_endian {
+        Some(true) => parse::<crate::BigEndian>(data),
+        Some(false) => parse::<crate::LittleEndian>(data),
+        None => parse::<NativeEndian>(data).or_else(|| {
+            if NativeEndian::IS_BIG_ENDIAN {
+                parse::<crate::LittleEndian>(data)
+            } else {
+                parse::<crate::BigEndian>(data)
+            }
+        }),
+    }
+}
+
 impl<T: AsRef<[u8]> + Clone, O: ByteOrder> Clone for ReplierBindEvent<T, O> {
     fn clone(&self) -> Self {
         Self::new_unchecked_in(self.buffer.clone())

@@ -207,6 +207,12 @@ pub(crate) struct Show<'a> {
     pub final_to: OrigFrom,
     pub flags: Flags,
     pub data: &'a [u8],
+    /// The byte order of a bind event's data (`Some(true)`: big-endian), or
+    /// `None` for whichever order it checks in (a [`MessageRepr`] has no
+    /// layout).
+    ///
+    /// [`MessageRepr`]: crate::MessageRepr
+    pub big_endian: Option<bool>,
 }
 
 impl fmt::Display for Show<'_> {
@@ -217,7 +223,7 @@ impl fmt::Display for Show<'_> {
         write!(f, "<{}", self.kind)?;
         let mut sep = " ";
         let bind_event = if self.kind == Kind::ReplierBindEvent {
-            crate::ReplierBindEvent::new_checked(self.data).ok()
+            crate::bind_event::parse_event(self.data, self.big_endian)
         } else {
             None
         };

@@ -416,6 +416,7 @@ impl<T: AsRef<[u8]>, L: Layout> Message<T, L> {
             final_to: self.final_to(),
             flags: self.flags(),
             data: self.data_view(),
+            big_endian: Some(<L::ByteOrder as crate::ByteOrder>::IS_BIG_ENDIAN),
         }
     }
 }

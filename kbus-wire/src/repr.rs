@@ -348,6 +348,7 @@ impl<'a> MessageRepr<'a> {
             final_to: self.final_to,
             flags: self.flags,
             data: self.data,
+            big_endian: None,
         }
     }
 }
