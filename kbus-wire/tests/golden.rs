@@ -323,7 +323,9 @@ fn errors_are_specific() {
     b[104] ^= 1;
     assert!(matches!(parse(&b), Err(Error::BadFinalGuard { .. })));
     let mut b = good.clone();
-    put(&mut b, 64, 0x1000);
+    // The whole 8-byte pointer field (a u32 at 64 is its high half on a
+    // big-endian host).
+    b[64..72].copy_from_slice(&0x1000u64.to_ne_bytes());
     assert_eq!(
         parse(&b),
         Err(Error::NotEntire {
