@@ -1,11 +1,13 @@
-//! Property tests: emit → parse is the identity in both layouts, and no
-//! bytes whatsoever make `new_checked` or any accessor panic.
+//! Property tests: emit → parse is the identity in both layouts (native
+//! order) and in all four explicit-order layouts, and no bytes whatsoever
+//! make `new_checked` or any accessor panic, in any layout.
 
 // The spec's formulas are transcribed literally.
 #![allow(clippy::manual_div_ceil)]
 
 use kbus_wire::{
-    entire_len, Flags, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, Name, OrigFrom,
+    entire_len, BigEndian, ByteOrder, Flags, Layout, Layout32, Layout32Be, Layout32Le, Layout64,
+    Layout64Be, Layout64Le, LittleEndian, Message, MessageId, MessageRepr, Name, OrigFrom,
     ReplierBindEvent, END_GUARD, START_GUARD,
 };
 use proptest::prelude::*;
@@ -169,6 +171,90 @@ fn poke_all<L: Layout>(bytes: &mut [u8], v: u32) {
     let _ = m.check();
 }
 
+/// Every view of arbitrary bytes in layout `L` (and of bind-event data in
+/// `L`'s byte order): nothing may panic.
+fn arbitrary_in<L: Layout>(bytes: &[u8], v: u32) {
+    for start in [0usize, 1] {
+        let b = &bytes[start.min(bytes.len())..];
+        let _ = Message::<_, L>::new_checked_in(b);
+        touch_all(&Message::<&[u8], L>::new_unchecked_in(b));
+        let ev = ReplierBindEvent::<_, L::ByteOrder>::new_unchecked_in(b);
+        let _ = (
+            ev.is_bind(),
+            ev.binder(),
+            ev.name(),
+            ev.to_string(),
+            ev.check(),
+        );
+        let _ = ReplierBindEvent::<_, L::ByteOrder>::new_checked_in(b);
+    }
+    let mut m = bytes.to_vec();
+    poke_all::<L>(&mut m, v);
+}
+
+/// Plausible headers in layout `L`: guards in place (in `L`'s order),
+/// lengths small or wild. Checked views must be consistent, and no view may
+/// panic.
+fn plausible_in<L: Layout>(
+    bytes: &mut [u8],
+    name_len: u32,
+    data_len: u32,
+    nulls: bool,
+) -> Result<(), TestCaseError> {
+    let word = <L::ByteOrder as ByteOrder>::u32_to_bytes;
+    let end = L::END_GUARD;
+    bytes[0..4].copy_from_slice(&word(START_GUARD));
+    bytes[end..end + 4].copy_from_slice(&word(END_GUARD));
+    bytes[52..56].copy_from_slice(&word(name_len));
+    bytes[56..60].copy_from_slice(&word(data_len));
+    if nulls {
+        bytes[L::NAME_PTR..L::END_GUARD].fill(0);
+    }
+    // u64: on a 32-bit target these sums overflow usize.
+    let total = 4 * ((u64::from(name_len) + 4) / 4)
+        + 4 * ((u64::from(data_len) + 3) / 4)
+        + L::HEADER_LEN as u64
+        + 4;
+    if let Ok(total) = usize::try_from(total) {
+        if total <= bytes.len() {
+            bytes[total - 4..total].copy_from_slice(&word(END_GUARD));
+        }
+    }
+    if let Ok(m) = Message::<_, L>::new_checked_in(&bytes[..]) {
+        prop_assert!(m.total_len() <= bytes.len());
+        prop_assert_eq!(m.name().len(), name_len as usize);
+        prop_assert_eq!(m.data().len(), data_len as usize);
+    }
+    touch_all(&Message::<&[u8], L>::new_unchecked_in(bytes));
+    Ok(())
+}
+
+/// Emits `f` in layout `L`.
+fn emit<L: Layout>(f: &Fields) -> Vec<u8> {
+    let r = repr(f);
+    let mut buf = vec![0u8; r.buffer_len_in::<L>()];
+    r.emit_in::<L>(&mut buf).unwrap();
+    buf
+}
+
+/// `bytes` with every 4-byte word of the header and the final guard
+/// reversed, and the 8-byte pointer fields of a 64-bit header reversed
+/// whole: the same message in the other byte order.
+fn swapped<L: Layout>(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for word in out[..L::HEADER_LEN].chunks_exact_mut(4) {
+        word.reverse();
+    }
+    if L::POINTER_LEN == 8 {
+        for off in [L::NAME_PTR, L::DATA_PTR] {
+            out[off..off + 8].rotate_left(4);
+        }
+    }
+    let n = out.len();
+    out[n - 4..].reverse();
+    out
+}
+
 /// A valid message, then one corrupted word and/or a truncation: reaches
 /// the deep checks that random bytes rarely get past.
 fn corrupted<L: Layout>(f: &Fields, at: usize, word: u32, cut: usize) -> Vec<u8> {
@@ -177,7 +263,7 @@ fn corrupted<L: Layout>(f: &Fields, at: usize, word: u32, cut: usize) -> Vec<u8>
     r.emit_in::<L>(&mut buf).unwrap();
     let at = at % buf.len();
     let end = (at + 4).min(buf.len());
-    buf[at..end].copy_from_slice(&word.to_ne_bytes()[..end - at]);
+    buf[at..end].copy_from_slice(&<L::ByteOrder as ByteOrder>::u32_to_bytes(word)[..end - at]);
     let keep = buf.len() - cut % buf.len();
     buf.truncate(keep);
     buf
@@ -293,6 +379,108 @@ proptest! {
                     m.check_name().is_ok(),
                     kbus_wire::name::validate_message_name(m.name().as_bytes()).is_ok()
                 );
+            }
+        }
+    }
+}
+
+// The four explicit-order layouts: fewer cases each, as the native-order
+// tests above already run every path with one of them.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn emit_parse_identity_64le(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout64Le>(&f, slack)?;
+    }
+
+    #[test]
+    fn emit_parse_identity_64be(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout64Be>(&f, slack)?;
+    }
+
+    #[test]
+    fn emit_parse_identity_32le(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout32Le>(&f, slack)?;
+    }
+
+    #[test]
+    fn emit_parse_identity_32be(f in fields_strategy(), slack in 0usize..9) {
+        round_trip::<Layout32Be>(&f, slack)?;
+    }
+
+    /// Parse in one order, emit in the other: the same fields, and bytes
+    /// that differ exactly by the header words and the final guard.
+    #[test]
+    fn cross_order_identity(f in fields_strategy()) {
+        let r = repr(&f);
+        let le64 = emit::<Layout64Le>(&f);
+        let be64 = emit::<Layout64Be>(&f);
+        let le32 = emit::<Layout32Le>(&f);
+        let be32 = emit::<Layout32Be>(&f);
+        prop_assert_eq!(&swapped::<Layout64Le>(&le64), &be64);
+        prop_assert_eq!(&swapped::<Layout32Be>(&be32), &le32);
+        let p = MessageRepr::parse(&Message::<_, Layout64Be>::new_checked_in(&be64[..]).unwrap())
+            .unwrap();
+        prop_assert_eq!(p, r);
+        let mut again = vec![0u8; p.buffer_len_in::<Layout32Le>()];
+        p.emit_in::<Layout32Le>(&mut again).unwrap();
+        prop_assert_eq!(&again, &le32);
+        let p = MessageRepr::parse(&Message::<_, Layout32Le>::new_checked_in(&le32[..]).unwrap())
+            .unwrap();
+        prop_assert_eq!(p, r);
+        // The wrong order never parses: the start guard reads byte-swapped.
+        prop_assert!(Message::<_, Layout64Le>::new_checked_in(&be64[..]).is_err());
+        prop_assert!(Message::<_, Layout32Be>::new_checked_in(&le32[..]).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_in_any_order(
+        bytes in prop::collection::vec(any::<u8>(), 0..400),
+        v in any::<u32>(),
+    ) {
+        arbitrary_in::<Layout64Le>(&bytes, v);
+        arbitrary_in::<Layout64Be>(&bytes, v);
+        arbitrary_in::<Layout32Le>(&bytes, v);
+        arbitrary_in::<Layout32Be>(&bytes, v);
+        let _ = ReplierBindEvent::<_, LittleEndian>::new_checked_in(&bytes[..]);
+        let _ = ReplierBindEvent::<_, BigEndian>::new_checked_in(&bytes[..]);
+    }
+
+    #[test]
+    fn arbitrary_headers_with_guards_never_panic_in_any_order(
+        bytes in prop::collection::vec(any::<u8>(), 88..700),
+        name_len in prop_oneof![0u32..40, any::<u32>()],
+        data_len in prop_oneof![0u32..600, any::<u32>()],
+        nulls in any::<bool>(),
+    ) {
+        plausible_in::<Layout64Le>(&mut bytes.clone(), name_len, data_len, nulls)?;
+        plausible_in::<Layout64Be>(&mut bytes.clone(), name_len, data_len, nulls)?;
+        plausible_in::<Layout32Le>(&mut bytes.clone(), name_len, data_len, nulls)?;
+        plausible_in::<Layout32Be>(&mut bytes.clone(), name_len, data_len, nulls)?;
+    }
+
+    #[test]
+    fn corrupted_messages_never_panic_in_any_order(
+        f in fields_strategy(), at in any::<usize>(), word in any::<u32>(), cut in 0usize..12,
+    ) {
+        for b in [
+            corrupted::<Layout64Le>(&f, at, word, cut),
+            corrupted::<Layout64Be>(&f, at, word, cut),
+            corrupted::<Layout32Le>(&f, at, word, cut),
+            corrupted::<Layout32Be>(&f, at, word, cut),
+        ] {
+            touch_all(&Message::<&[u8], Layout64Le>::new_unchecked_in(&b));
+            touch_all(&Message::<&[u8], Layout64Be>::new_unchecked_in(&b));
+            touch_all(&Message::<&[u8], Layout32Le>::new_unchecked_in(&b));
+            touch_all(&Message::<&[u8], Layout32Be>::new_unchecked_in(&b));
+            if let Ok(m) = Message::<_, Layout64Be>::new_checked_in(&b[..]) {
+                prop_assert!(m.total_len() <= b.len());
+                prop_assert_eq!(m.data().len(), m.data_len() as usize);
+            }
+            if let Ok(m) = Message::<_, Layout32Le>::new_checked_in(&b[..]) {
+                prop_assert!(m.total_len() <= b.len());
+                prop_assert_eq!(m.name().len(), m.name_len() as usize);
             }
         }
     }
