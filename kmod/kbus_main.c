@@ -373,8 +373,9 @@ static bool kbus_admin_allowed(void)
 
 /*
  * The argument of BIND, UNBIND and REPLIER (spec 3.2) in the caller's
- * layout: 16 bytes, or 12 from a compat task. (kbus_bind_query has the
- * same shape, its first word being the output return_id.)
+ * layout: 12 bytes from a compat task, else the native struct (16 bytes on
+ * a 64-bit kernel). kbus_bind_query has the same shape, its first word
+ * being the output return_id.
  */
 static int kbus_get_bind_arg(const void __user *argp,
 			     struct kbus_bind_request *req)
