@@ -5,7 +5,7 @@
 use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
-use crate::target::Arch;
+use crate::target::Target;
 use crate::tasks::{prepare_target, prepare_with_kmod};
 use crate::util::{
     capture, cargo, link_or_copy, run, scratch_beside, step, target_dir, workspace_root,
@@ -66,8 +66,9 @@ pub fn host(extra: &[String]) -> Result<()> {
 /// `cargo xtask bench --arch A`: build the guest bench statically, run it in
 /// one boot (console streamed), then print its summary again. Ok(false) if
 /// the run failed or printed no summary.
-pub fn guest(arch: Arch, extra: &[String]) -> Result<bool> {
-    let (t, k, ko) = prepare_with_kmod(arch)?;
+pub fn guest(t: Target, extra: &[String]) -> Result<bool> {
+    let (t, k, ko) = prepare_with_kmod(t)?;
+    let arch = t.cell();
     let exe = cross::bench(&t, PACKAGE, GUEST_BENCH)?;
     let mut args = vec!["--bench".to_string()];
     args.extend(criterion_args(extra));
@@ -170,8 +171,7 @@ fn archive_kmod(root: &Path, commit: &str, into: &Path) -> Result<()> {
 /// program swaps them between rounds (A B A B …) and prints the per-round
 /// B/A ratios, which are printed again at the end. Ok(false) if the run
 /// failed or printed no summary.
-pub fn ab(arch: Arch, o: &AbOptions, extra: &[String]) -> Result<bool> {
-    let mut t = arch.spec()?;
+pub fn ab(mut t: Target, o: &AbOptions, extra: &[String]) -> Result<bool> {
     if let Some(n) = o.smp {
         if n == 0 {
             bail!("--smp needs at least 1 vCPU");
@@ -179,6 +179,7 @@ pub fn ab(arch: Arch, o: &AbOptions, extra: &[String]) -> Result<bool> {
         t.qemu.smp = n;
     }
     let (t, k) = prepare_target(t)?;
+    let arch = t.cell();
     let (a_src, a_commit) = export_rev(&o.rev)?;
     let a = kmod::build_tree(&t, &k, &a_src)?;
     let default_b = workspace_root().join("kmod");

@@ -138,7 +138,7 @@ fn build(
         let root = work.join("deb-root");
         let _ = fs::remove_dir_all(&debs);
         let _ = fs::remove_dir_all(&root);
-        Apt::new()?.download(&debs, &[format!("{}={version}", sk.package)])?;
+        Apt::new(t.suite)?.download(&debs, &[format!("{}={version}", sk.package)])?;
         extract_debs(&debs, &root)?;
         let tarball = fs::read_dir(root.join("usr/src"))?
             .flatten()

@@ -56,6 +56,81 @@ pub fn build(t: &Target, k: &Kernel) -> Result<PathBuf> {
 /// `git archive` of another revision for `cargo xtask bench --ab`); returns
 /// its path. Any compiler warning fails the build.
 pub fn build_tree(t: &Target, k: &Kernel, src: &Path) -> Result<PathBuf> {
+    // make runs on the host, or in the suite's build root (its own gcc).
+    let make = crate::buildroot::make_prefix(t, k)?;
+    let place = if make.len() > 1 {
+        format!(" (in the {} build root)", t.suite.name)
+    } else {
+        String::new()
+    };
+    build_in(t, &k.headers, &k.release, &make, &place, src)
+}
+
+/// Build kbus.ko from `kmod/` against a kernel build or headers directory
+/// `kdir` alone (a vendor tree: nothing but the directory is known), with
+/// the host's make and `t`'s `ARCH`/`CROSS_COMPILE`; returns its path and
+/// the kernel release the tree says it is for.
+pub fn build_kdir(t: &Target, kdir: &Path) -> Result<(PathBuf, String)> {
+    let release = kdir_release(kdir)?;
+    let ko = build_in(
+        t,
+        kdir,
+        &release,
+        &["make".to_string()],
+        &format!(" (--kdir {})", kdir.display()),
+        &workspace_root().join("kmod"),
+    )?;
+    Ok((ko, release))
+}
+
+/// The release a kernel tree builds modules for (`UTS_RELEASE`).
+pub fn kdir_release(kdir: &Path) -> Result<String> {
+    let uts = kdir.join("include/generated/utsrelease.h");
+    let text = fs::read_to_string(&uts).with_context(|| {
+        format!(
+            "{} is not a prepared kernel build or headers tree (no {})",
+            kdir.display(),
+            uts.display()
+        )
+    })?;
+    text.split('"')
+        .nth(1)
+        .map(str::to_string)
+        .with_context(|| format!("no UTS_RELEASE in {}", uts.display()))
+}
+
+/// The `vermagic` of a built module must start with the kernel's release,
+/// or insmod refuses it with a terse "Exec format error".
+pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
+    let out = Command::new("modinfo")
+        .args(["-F", "vermagic"])
+        .arg(ko)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start modinfo")?;
+    let vermagic = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || vermagic.is_empty() {
+        bail!("{} has no vermagic: not a kernel module?", ko.display());
+    }
+    let module_release = vermagic.split_whitespace().next().unwrap_or("");
+    if module_release != release {
+        bail!(
+            "{} was built for kernel {module_release} (vermagic \"{vermagic}\"), \
+             but the guest boots {release}: the kernel would refuse it",
+            ko.display()
+        );
+    }
+    Ok(())
+}
+
+fn build_in(
+    t: &Target,
+    headers: &Path,
+    release: &str,
+    make: &[String],
+    place: &str,
+    src: &Path,
+) -> Result<PathBuf> {
     if !src.is_dir() {
         bail!("{} does not exist", src.display());
     }
@@ -66,12 +141,14 @@ pub fn build_tree(t: &Target, k: &Kernel, src: &Path) -> Result<PathBuf> {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     };
+    // One mirror per kernel (a compat cell shares its 64-bit arch's).
+    let kernel = format!("{}-{release}", t.kernel_arch.name());
     let dir = if same(src, &default) {
-        target_dir().join("kmod").join(t.arch.name())
+        target_dir().join("kmod").join(kernel)
     } else {
         target_dir()
             .join("kmod")
-            .join(format!("{}-{}", t.arch.name(), tree_tag(src)))
+            .join(format!("{kernel}-{}", tree_tag(src)))
     };
     mirror(src, &dir)?;
 
@@ -81,9 +158,9 @@ pub fn build_tree(t: &Target, k: &Kernel, src: &Path) -> Result<PathBuf> {
     let lock = dir.with_extension("lock");
     let mut cmd = Command::new("flock");
     cmd.arg(&lock)
-        .arg("make")
+        .args(make)
         .arg("-C")
-        .arg(&k.headers)
+        .arg(headers)
         .arg(format!("M={}", dir.display()))
         .arg(format!("ARCH={}", t.kbuild.arch))
         .arg("W=1")
@@ -94,8 +171,8 @@ pub fn build_tree(t: &Target, k: &Kernel, src: &Path) -> Result<PathBuf> {
         cmd.arg(format!("CROSS_COMPILE={}", t.kbuild.cross_compile));
     }
     step(format!(
-        "building kbus.ko for {} against {} headers",
-        t.arch, k.release
+        "building kbus.ko for {} against {release} headers{place}",
+        t.kernel_arch
     ));
     let out = cmd
         .stdin(Stdio::null())

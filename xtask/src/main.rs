@@ -5,10 +5,12 @@
 //! (default `~/.cache/kbus`), keyed by versions.
 
 mod bench;
+mod buildroot;
 mod cross;
 mod debug_kernel;
 mod guest;
 mod kmod;
+mod matrix;
 mod setup;
 mod target;
 mod tasks;
@@ -52,6 +54,12 @@ enum Cmd {
     Kmod {
         #[command(flatten)]
         arch: ArchArg,
+        /// Build against this kernel build or headers tree instead (a
+        /// vendor kernel: `make -C DIR M=... modules` with the host's make
+        /// and the arch's ARCH/CROSS_COMPILE; the release is read from
+        /// DIR/include/generated/utsrelease.h)
+        #[arg(long, value_name = "DIR")]
+        kdir: Option<PathBuf>,
     },
     /// Boot the guest, load kbus.ko, run BIN or a shell command
     ///
@@ -79,13 +87,21 @@ enum Cmd {
     ///
     /// Host: cargo test (without the guest tests), clippy -D warnings,
     /// rustfmt --check, kbus-wire built for thumbv7em-none-eabihf with only
-    /// core. Per arch: kmod with W=1, then every guest test binary plus the
-    /// demo and firmware examples in one boot. Prints `N passed, N failed`
-    /// last and fails if anything failed.
+    /// core. Per matrix cell (a user-space arch on a Debian suite's kernel):
+    /// kmod with W=1 (in that suite's build root, with its gcc), then every
+    /// guest test binary plus the demo and firmware examples in one boot.
+    /// Prints the arch × kernel table, then `N passed, N failed` last, and
+    /// fails if anything failed: a selected cell that cannot run fails too.
     Test {
-        /// One arch only (default: all three, then x86_64-debug)
+        /// Which matrix of (arch, kernel) cells: quick, default (CI) or full
+        #[arg(long, value_enum, default_value = "default")]
+        matrix: matrix::MatrixKind,
+        /// Only this arch's cells of the matrix (or that one cell)
         #[arg(long, value_enum)]
         arch: Option<Arch>,
+        /// Only the cells with a kernel from this Debian suite
+        #[arg(long, value_name = "SUITE")]
+        kernel: Option<String>,
         /// Skip the host-side checks (a developer shortcut; CI runs everything)
         #[arg(long)]
         guest_only: bool,
@@ -151,11 +167,26 @@ enum Cmd {
     },
 }
 
-/// `--arch`, default x86_64 (the subcommands that take one arch).
+/// `--arch`, default x86_64, and `--kernel` (the subcommands that take one arch).
 #[derive(Args)]
 struct ArchArg {
     #[arg(long, value_enum, default_value = "x86_64")]
     arch: Arch,
+    /// Debian suite of the guest kernel (bullseye, bookworm, trixie, sid;
+    /// default: the arch's own, see targets/<arch>.toml)
+    #[arg(long, value_name = "SUITE")]
+    kernel: Option<String>,
+}
+
+impl ArchArg {
+    /// `targets/<arch>.toml`, with the kernel from `--kernel`'s suite.
+    fn target(&self) -> Result<target::Target> {
+        let t = self.arch.spec()?;
+        Ok(match &self.kernel {
+            Some(s) => t.with_suite(matrix::Suite::by_name(s)?),
+            None => t,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -204,7 +235,7 @@ fn main() -> ExitCode {
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Setup { arch } => {
-            let t = arch.arch.spec()?;
+            let t = arch.target()?;
             let k = setup::setup(&t)?;
             println!("kernel {} ({})", k.release, k.version);
             println!("root    {}", k.root.display());
@@ -212,8 +243,19 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             println!("headers {}", k.headers.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Kmod { arch } => {
-            let t = arch.arch.spec()?;
+        Cmd::Kmod {
+            arch,
+            kdir: Some(kdir),
+        } => {
+            let t = arch.target()?;
+            setup::host_packages(&t)?;
+            let (ko, release) = kmod::build_kdir(&t, &kdir)?;
+            println!("{}", ko.display());
+            eprintln!("xtask: built for kernel {release}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Kmod { arch, kdir: None } => {
+            let t = arch.target()?;
             let k = setup::setup(&t)?;
             let ko = kmod::build(&t, &k)?;
             println!("{}", ko.display());
@@ -238,7 +280,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             } else {
                 Kbus::Build
             };
-            run_in_guest(a.arch.arch, a.devices, kbus, &work, a.timeout)
+            run_in_guest(a.arch.target()?, a.devices, kbus, &work, a.timeout)
         }
         Cmd::Runner {
             arch,
@@ -250,11 +292,16 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 args.push("--test-threads=1".into());
             }
             let work = Work::Bins(vec![Payload::new(bin, args)]);
-            run_in_guest(arch.arch, 3, Kbus::Build, &work, None)
+            run_in_guest(arch.target()?, 3, Kbus::Build, &work, None)
         }
-        Cmd::Test { arch, guest_only } => {
-            let arches = arch.map_or(Arch::TEST.to_vec(), |a| vec![a]);
-            Ok(exit(tasks::test(&arches, guest_only)?))
+        Cmd::Test {
+            matrix,
+            arch,
+            kernel,
+            guest_only,
+        } => {
+            let cells = matrix::select(matrix, arch, kernel.as_deref())?;
+            Ok(exit(tasks::test(&cells, guest_only)?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
         Cmd::Bench {
@@ -276,9 +323,9 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     rounds,
                     smp,
                 };
-                Ok(exit(bench::ab(arch.arch, &o, &args)?))
+                Ok(exit(bench::ab(arch.target()?, &o, &args)?))
             } else {
-                Ok(exit(bench::guest(arch.arch, &args)?))
+                Ok(exit(bench::guest(arch.target()?, &args)?))
             }
         }
         Cmd::Sizes { arch } => {
@@ -305,18 +352,21 @@ enum Kbus {
 }
 
 fn run_in_guest(
-    arch: Arch,
+    t: target::Target,
     devices: u32,
     kbus: Kbus,
     work: &Work,
     timeout: Option<u64>,
 ) -> Result<ExitCode> {
-    let (t, k) = tasks::prepare(arch)?;
+    let (t, k) = tasks::prepare_target(t)?;
     let ko = match kbus {
         Kbus::Build => Some(kmod::build(&t, &k)?),
         Kbus::Given(p) => Some(p),
         Kbus::None => None,
     };
+    if let Some(ko) = &ko {
+        kmod::check_vermagic(ko, &k.release)?;
+    }
     let timeout = Duration::from_secs(timeout.unwrap_or(t.qemu.timeout_secs));
     let o = guest::run_work(&t, &k, ko.as_deref(), devices, work, timeout)?;
     for (name, rc) in &o.steps {
@@ -353,7 +403,7 @@ mod tests {
         assert_eq!(bin, PathBuf::from("b"));
         assert_eq!(args, ["--x"]);
         let cli = Cli::try_parse_from(["xtask", "kmod"]).unwrap();
-        let Cmd::Kmod { arch } = cli.cmd else {
+        let Cmd::Kmod { arch, .. } = cli.cmd else {
             panic!("not kmod")
         };
         assert_eq!(arch.arch, Arch::X86_64);

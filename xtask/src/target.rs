@@ -1,7 +1,8 @@
 //! Arch descriptions, read from `targets/<arch>.toml`.
 
+use crate::matrix::Suite;
 use crate::util::workspace_root;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::fmt;
 
@@ -17,6 +18,18 @@ pub enum Arch {
     /// 32-bit little-endian MIPS (QEMU malta, Debian 4kc-malta kernel)
     #[value(name = "mipsel")]
     Mipsel,
+    /// 64-bit ARM (QEMU virt, Debian arm64 kernel)
+    #[value(name = "arm64")]
+    Arm64,
+    /// 64-bit big-endian IBM Z (QEMU s390-ccw-virtio, Debian s390x kernel)
+    #[value(name = "s390x")]
+    S390x,
+    /// 32-bit x86 user space on the 64-bit x86_64 kernel (compat syscalls)
+    #[value(name = "i686")]
+    I686,
+    /// 32-bit ARM user space on the 64-bit arm64 kernel (compat syscalls)
+    #[value(name = "armv7-on-arm64")]
+    Armv7OnArm64,
     /// x86_64 on a debug kernel built from Debian's linux-source (KASAN,
     /// lockdep, kmemleak, UBSAN, fault injection), with the fault tests
     #[value(name = "x86_64-debug")]
@@ -24,33 +37,115 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// The three CPU architectures (one Debian kernel each).
-    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::Armv7, Arch::Mipsel];
-    /// What `cargo xtask test` runs by default: the three arches, then the
-    /// x86_64 suite again on the debug kernel (last: it is the slowest).
-    pub const TEST: [Arch; 4] = [Arch::X86_64, Arch::Armv7, Arch::Mipsel, Arch::X86_64Debug];
+    /// Every user-space target (`cargo xtask sizes`).
+    pub const ALL: [Arch; 7] = [
+        Arch::X86_64,
+        Arch::Armv7,
+        Arch::Mipsel,
+        Arch::Arm64,
+        Arch::S390x,
+        Arch::I686,
+        Arch::Armv7OnArm64,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Armv7 => "armv7",
             Arch::Mipsel => "mipsel",
+            Arch::Arm64 => "arm64",
+            Arch::S390x => "s390x",
+            Arch::I686 => "i686",
+            Arch::Armv7OnArm64 => "armv7-on-arm64",
             Arch::X86_64Debug => "x86_64-debug",
         }
     }
 
-    /// Load `targets/<arch>.toml`.
+    /// Parse an arch name as on the command line.
+    pub fn from_name(name: &str) -> Result<Arch> {
+        <Arch as clap::ValueEnum>::from_str(name, false)
+            .map_err(|e| anyhow::anyhow!("unknown arch {name:?}: {e}"))
+    }
+
+    /// Load `targets/<arch>.toml` with its default Debian suite.
     pub fn spec(self) -> Result<Target> {
+        let (text, raw) = self.raw()?;
+        let mut hash = crate::util::Fnv::new();
+        hash.add(text.as_bytes());
+        let mut t = match raw.kernel_from.as_deref() {
+            None => raw.complete(self)?,
+            Some(base) => {
+                // A user-space-only target: the kernel, QEMU and guest
+                // sections are those of the arch that owns the kernel.
+                let base_arch = Arch::from_name(base)?;
+                let (base_text, base_raw) = base_arch.raw()?;
+                if base_raw.kernel_from.is_some() {
+                    bail!(
+                        "{}: kernel_from = {base:?} is itself a user-space-only target",
+                        self
+                    );
+                }
+                hash.add(base_text.as_bytes());
+                let mut t = base_raw.complete(base_arch)?;
+                t.rust = raw.rust;
+                t.host.packages.extend(raw.host.packages);
+                t
+            }
+        };
+        t.arch = self;
+        t.source_hash = hash.hex();
+        Ok(t)
+    }
+
+    fn raw(self) -> Result<(String, RawTarget)> {
         let path = workspace_root()
             .join("targets")
             .join(format!("{}.toml", self.name()));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let mut t: Target =
+        let raw: RawTarget =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        t.arch = self;
-        t.source_hash = crate::util::Fnv::new().add(text.as_bytes()).hex();
-        Ok(t)
+        Ok((text, raw))
+    }
+}
+
+/// `targets/<arch>.toml` as written: a user-space-only target names the
+/// arch whose kernel it runs on (`kernel_from`) and has only `[rust]` and
+/// `[host]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(default)]
+    kernel_from: Option<String>,
+    rust: RustSpec,
+    debian: Option<DebianSpec>,
+    kbuild: Option<KbuildSpec>,
+    qemu: Option<QemuSpec>,
+    guest: Option<GuestSpec>,
+    host: HostSpec,
+    #[serde(default)]
+    source_kernel: Option<SourceKernelSpec>,
+}
+
+impl RawTarget {
+    /// The target of an arch that owns its kernel: every section present.
+    fn complete(self, arch: Arch) -> Result<Target> {
+        let missing = |s: &str| anyhow::anyhow!("targets/{arch}.toml has no [{s}] section");
+        let debian = self.debian.ok_or_else(|| missing("debian"))?;
+        let suite = Suite::by_name(&debian.suite)?;
+        Ok(Target {
+            arch,
+            kernel_arch: arch,
+            suite,
+            source_hash: String::new(),
+            rust: self.rust,
+            debian,
+            kbuild: self.kbuild.ok_or_else(|| missing("kbuild"))?,
+            qemu: self.qemu.ok_or_else(|| missing("qemu"))?,
+            guest: self.guest.ok_or_else(|| missing("guest"))?,
+            host: self.host,
+            source_kernel: self.source_kernel,
+        })
     }
 }
 
@@ -60,13 +155,16 @@ impl fmt::Display for Arch {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Target {
-    #[serde(skip, default = "default_arch")]
+    /// The user-space target (what `--arch` names).
     pub arch: Arch,
+    /// The arch whose Debian kernel boots: `arch` itself, or for a 32-bit
+    /// user space on a 64-bit kernel, the 64-bit arch (cache keys use it).
+    pub kernel_arch: Arch,
+    /// The Debian suite the kernel and its headers come from.
+    pub suite: &'static Suite,
     /// Hash of the toml text (part of cache keys).
-    #[serde(skip)]
     pub source_hash: String,
     pub rust: RustSpec,
     pub debian: DebianSpec,
@@ -75,7 +173,6 @@ pub struct Target {
     pub guest: GuestSpec,
     pub host: HostSpec,
     /// A kernel built from a Debian source package instead of Debian's image.
-    #[serde(default)]
     pub source_kernel: Option<SourceKernelSpec>,
 }
 
@@ -101,8 +198,27 @@ impl SourceKernelSpec {
     }
 }
 
-fn default_arch() -> Arch {
-    Arch::X86_64
+impl Target {
+    /// This target with its kernel from another Debian suite.
+    pub fn with_suite(mut self, suite: &'static Suite) -> Target {
+        self.suite = suite;
+        self
+    }
+
+    /// Pointer width of the user space, in bits.
+    pub fn user_bits(&self) -> u32 {
+        let t = &self.rust.target;
+        if t.starts_with("x86_64") || t.starts_with("aarch64") || t.starts_with("s390x") {
+            64
+        } else {
+            32
+        }
+    }
+
+    /// "arch on suite" for messages and the result table.
+    pub fn cell(&self) -> String {
+        format!("{}@{}", self.arch, self.suite.name)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +234,8 @@ pub struct RustSpec {
 #[serde(deny_unknown_fields)]
 pub struct DebianSpec {
     pub arch: String,
+    /// The default Debian suite of the kernel (a name in `matrix::SUITES`).
+    pub suite: String,
     pub kernel_meta: String,
     pub kernel_image: String,
 }

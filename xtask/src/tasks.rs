@@ -3,6 +3,7 @@
 use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
+use crate::matrix::{self, Cell, CellResult};
 use crate::setup::{self, Kernel};
 use crate::target::{Arch, Target};
 use crate::util::{capture, capture_raw, cargo, run, step};
@@ -62,7 +63,7 @@ impl Report {
 
 /// `cargo xtask test`: host checks once, then kmod and guest tests per arch.
 /// Prints `N passed, N failed` last; Ok(false) when anything failed.
-pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
+pub fn test(cells: &[Cell], guest_only: bool) -> Result<bool> {
     let all = Instant::now();
     let mut r = Report {
         results: Vec::new(),
@@ -90,31 +91,9 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
             no_std_proof(&["--features", "defmt"])
         });
     }
-    for &arch in arches {
-        let s = Instant::now();
-        let prepared = prepare_with_kmod(arch);
-        let (t, k, ko) = match prepared {
-            Ok(p) => {
-                r.record(format!("{arch}: setup + kmod (W=1)"), s, Ok(()));
-                p
-            }
-            Err(e) => {
-                r.record(format!("{arch}: setup + kmod (W=1)"), s, Err(e));
-                r.record(
-                    format!("{arch}: guest tests"),
-                    Instant::now(),
-                    Err(anyhow::anyhow!("not run: no kernel module")),
-                );
-                continue;
-            }
-        };
-        if arch == Arch::X86_64Debug {
-            // Debian's headers lack scripts/; the debug kernel's tree has them.
-            r.step("kmod: checkpatch --strict", || kmod::checkpatch(&k.headers));
-        }
-        let s = Instant::now();
-        let res = guest_suite(&t, &k, &ko);
-        r.record(format!("{arch}: guest tests"), s, res);
+    let mut table = Vec::new();
+    for cell in cells {
+        table.push(run_cell(&mut r, cell));
     }
 
     eprintln!("\nxtask: summary ({:.0}s)", all.elapsed().as_secs_f64());
@@ -125,10 +104,75 @@ pub fn test(arches: &[Arch], guest_only: bool) -> Result<bool> {
             d.as_secs_f64()
         );
     }
+    eprintln!("\nxtask: matrix\n{}", matrix::table(&table));
     let passed = r.results.iter().filter(|x| x.1).count();
     let failed = r.results.len() - passed;
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
+}
+
+/// One matrix cell: its kernel and kbus.ko, then the guest suite in one boot.
+fn run_cell(r: &mut Report, cell: &Cell) -> CellResult {
+    let name = cell.name();
+    let mut row = CellResult {
+        cell: name.clone(),
+        kernel: "-".into(),
+        user_bits: 0,
+        passed: 0,
+        failed: 0,
+        boot_to_result: None,
+        guest_secs: 0.0,
+        error: None,
+    };
+    let s = Instant::now();
+    let prepared = cell
+        .arch
+        .spec()
+        .map(|t| t.with_suite(cell.suite))
+        .and_then(|t| {
+            row.user_bits = t.user_bits();
+            if cell.kdir {
+                let (t, k) = prepare_target(t)?;
+                let (ko, release) = kmod::build_kdir(&t, &k.headers)?;
+                kmod::check_vermagic(&ko, &k.release)?;
+                step(format!(
+                    "{name}: kbus.ko built from --kdir alone, for {release}"
+                ));
+                Ok((t, k, ko))
+            } else {
+                prepare_with_kmod(t)
+            }
+        });
+    let (t, k, ko) = match prepared {
+        Ok(p) => {
+            r.record(format!("{name}: setup + kmod (W=1)"), s, Ok(()));
+            p
+        }
+        Err(e) => {
+            row.error = Some(format!("setup or kmod failed: {e:#}"));
+            row.failed = 1;
+            r.record(format!("{name}: setup + kmod (W=1)"), s, Err(e));
+            r.record(
+                format!("{name}: guest tests"),
+                Instant::now(),
+                Err(anyhow::anyhow!("not run: no kernel module")),
+            );
+            return row;
+        }
+    };
+    row.kernel = k.release.clone();
+    if cell.arch == Arch::X86_64Debug {
+        // Debian's headers lack scripts/; the debug kernel's tree has them.
+        r.step("kmod: checkpatch --strict", || kmod::checkpatch(&k.headers));
+    }
+    let s = Instant::now();
+    let res = guest_suite(&t, &k, &ko, &mut row);
+    row.guest_secs = s.elapsed().as_secs_f64();
+    if let Err(e) = &res {
+        row.error = Some(format!("{e:#}"));
+    }
+    r.record(format!("{name}: guest tests"), s, res);
+    row
 }
 
 /// kbus-wire builds for a bare-metal target with only `core` (with `extra`
@@ -158,7 +202,7 @@ fn is_fault_test(exe: &Path) -> bool {
 }
 
 /// Build the guest tests and examples for `t` and run them all in one boot.
-fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
+fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path, row: &mut CellResult) -> Result<()> {
     let mut bins: Vec<Payload> = cross::guest_tests(t)?
         .into_iter()
         .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
@@ -191,6 +235,9 @@ fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
     let names: Vec<String> = bins.iter().map(|b| b.name.clone()).collect();
     let timeout = Duration::from_secs(t.qemu.timeout_secs);
     let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout)?;
+    row.boot_to_result = o.boot_to_result.map(|d| d.as_secs_f64());
+    row.passed = o.steps.iter().filter(|(_, rc)| *rc == 0).count();
+    row.failed = names.len() - row.passed;
     for (name, rc) in &o.steps {
         eprintln!(
             "xtask:   {}: {name}: {}",
@@ -211,29 +258,25 @@ fn guest_suite(t: &Target, k: &setup::Kernel, ko: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `arch`'s target with its Debian kernel set up and QEMU checked: what every
+/// The target with its Debian kernel set up and QEMU checked: what every
 /// boot needs first.
-pub fn prepare(arch: Arch) -> Result<(Target, Kernel)> {
-    prepare_target(arch.spec()?)
-}
-
-/// [`prepare`] for a target already loaded (and possibly adjusted).
 pub fn prepare_target(t: Target) -> Result<(Target, Kernel)> {
     let k = setup::setup(&t)?;
     guest::check_qemu(&t)?;
     Ok((t, k))
 }
 
-/// [`prepare`], then kbus.ko built from `kmod/` (W=1); also gives its path.
-pub fn prepare_with_kmod(arch: Arch) -> Result<(Target, Kernel, PathBuf)> {
-    let (t, k) = prepare(arch)?;
+/// [`prepare_target`], then kbus.ko built from `kmod/` (W=1); also gives its path.
+pub fn prepare_with_kmod(t: Target) -> Result<(Target, Kernel, PathBuf)> {
+    let (t, k) = prepare_target(t)?;
     let ko = kmod::build(&t, &k)?;
+    kmod::check_vermagic(&ko, &k.release)?;
     Ok((t, k, ko))
 }
 
 /// `cargo xtask demo`: the README's main job, the demo example in the x86_64 guest.
 pub fn demo() -> Result<bool> {
-    let (t, k) = prepare(Arch::X86_64)?;
+    let (t, k) = prepare_target(Arch::X86_64.spec()?)?;
     if !cross::has_example(EXAMPLES_DIR, DEMO) {
         bail!("{EXAMPLES_DIR}/examples/{DEMO}.rs does not exist yet");
     }

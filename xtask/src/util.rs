@@ -184,3 +184,21 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// An exclusive `flock` on a lock file, released on drop (or when the
+/// process dies): serializes xtasks that create the same cached thing.
+pub struct FileLock(#[allow(dead_code)] fs::File);
+
+impl FileLock {
+    pub fn acquire(path: &Path) -> Result<FileLock> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(FileLock(f))
+    }
+}

@@ -25,7 +25,7 @@
 #![no_std]
 #![no_main]
 #![cfg_attr(
-    all(not(feature = "std"), target_arch = "mips"),
+    all(not(feature = "std"), any(target_arch = "mips", target_arch = "s390x")),
     feature(asm_experimental_arch)
 )]
 

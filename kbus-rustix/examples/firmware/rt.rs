@@ -60,11 +60,27 @@ mod bare {
             // o32: number in $v0, argument in $a0.
             #[cfg(target_arch = "mips")]
             asm!("syscall", in("$2") 4246, in("$4") code, options(noreturn, nostack));
+            #[cfg(target_arch = "aarch64")]
+            asm!("svc 0", in("x8") 94, in("x0") code, options(noreturn, nostack));
+            // i386: `int 0x80`, number in eax, argument in ebx (which LLVM
+            // may reserve, hence the explicit move; nothing returns).
+            #[cfg(target_arch = "x86")]
+            asm!("mov ebx, {c}", "int 0x80", c = in(reg) code, in("eax") 252,
+                 options(noreturn, nostack));
+            #[cfg(target_arch = "s390x")]
+            asm!("svc 0", in("r1") 248, in("r2") code, options(noreturn, nostack));
         }
     }
 
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "arm", target_arch = "mips")))]
-    compile_error!("the firmware example knows x86_64, arm and mips (o32) only");
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "mips",
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "s390x"
+    )))]
+    compile_error!("the firmware example knows x86_64, x86, arm, aarch64, mips (o32) and s390x only");
 
     /// Called by `_start` with the initial stack pointer (argc, argv...,
     /// envp..., auxv); the arguments are not used.
@@ -129,6 +145,52 @@ mod bare {
         entry = sym start_rust,
     );
 
+    #[cfg(target_arch = "aarch64")]
+    global_asm!(
+        ".globl _start",
+        ".type _start,%function",
+        "_start:",
+        "mov x29, #0",
+        "mov x30, #0",
+        "mov x0, sp",
+        "bl {entry}",
+        "brk #0",
+        entry = sym start_rust,
+    );
+
+    // cdecl: the argument on the stack, which is 16-byte aligned at the call.
+    #[cfg(target_arch = "x86")]
+    global_asm!(
+        ".globl _start",
+        ".type _start,@function",
+        "_start:",
+        "xor ebp, ebp",
+        "mov eax, esp",
+        "and esp, -16",
+        "sub esp, 12",
+        "push eax",
+        "call {entry}",
+        "ud2",
+        entry = sym start_rust,
+    );
+
+    // s390x ELF ABI: the caller provides a 160-byte register save area
+    // below the stack pointer, whose first word (the back chain) ends the
+    // chain when zero.
+    #[cfg(target_arch = "s390x")]
+    global_asm!(
+        ".globl _start",
+        ".type _start,@function",
+        "_start:",
+        "lgr %r2, %r15",
+        "aghi %r15, -160",
+        "lghi %r0, 0",
+        "stg %r0, 0(%r15)",
+        "brasl %r14, {entry}",
+        ".word 0",
+        entry = sym start_rust,
+    );
+
     // The compiler calls these for copies and compares; without a C
     // library something must define them (compiler_builtins only does with
     // `-Zbuild-std-features=compiler-builtins-mem`). Byte loops, smallest
@@ -170,6 +232,16 @@ mod bare {
             }
         }
         0
+    }
+
+    // core's `CStr::from_ptr` calls it where not inlined (i686).
+    #[no_mangle]
+    unsafe extern "C" fn strlen(s: *const u8) -> usize {
+        let mut n = 0;
+        while s.add(n).read_volatile() != 0 {
+            n += 1;
+        }
+        n
     }
 
     #[no_mangle]

@@ -2,6 +2,7 @@
 //! kernel image, headers, 9p modules and busybox downloaded with it.
 
 use super::Kernel;
+use crate::matrix::Suite;
 use crate::target::Target;
 use crate::util::{cache_dir, capture, publish_dir, run, scratch_beside, step, write_if_changed};
 use anyhow::{bail, Context, Result};
@@ -9,22 +10,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Debian release all guest kernels come from (bookworm main: one kernel
-/// version for all three arches; bookworm-security lacks mipsel).
-const DEBIAN_SUITE: &str = "bookworm";
-
-/// Debian arches of the private apt state (the host's dpkg is never touched).
-const APT_ARCHES: [&str; 3] = ["amd64", "armhf", "mipsel"];
-
-/// The private apt state in the cache.
+/// A private apt state in the cache, one per Debian suite (its main
+/// component only: `-security` lags for some arches, e.g. bookworm's mipsel).
+/// The host's dpkg is never touched.
 pub(crate) struct Apt {
     dir: PathBuf,
     conf: PathBuf,
 }
 
 impl Apt {
-    pub(crate) fn new() -> Result<Apt> {
-        let dir = cache_dir()?.join("apt");
+    pub(crate) fn new(suite: &Suite) -> Result<Apt> {
+        let dir = cache_dir()?.join("apt").join(suite.name);
         for sub in [
             "lists/partial",
             "archives/partial",
@@ -35,19 +31,20 @@ impl Apt {
         }
         let d = dir.display();
         let mirror = debian_mirror();
-        let arches = APT_ARCHES.join(",");
+        let arches = suite.arches.join(",");
+        let suite_name = suite.name;
         write_if_changed(
             &dir.join("sources.list"),
             format!(
                 "deb [arch={arches} signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
-                 {mirror} {DEBIAN_SUITE} main\n"
+                 {mirror} {suite_name} main\n"
             )
             .as_bytes(),
         )?;
         if !dir.join("status").exists() {
             fs::write(dir.join("status"), "")?;
         }
-        let arch_list: String = APT_ARCHES.iter().map(|a| format!("\"{a}\"; ")).collect();
+        let arch_list: String = suite.arches.iter().map(|a| format!("\"{a}\"; ")).collect();
         let conf = dir.join("apt.conf");
         write_if_changed(
             &conf,
@@ -135,7 +132,7 @@ impl Apt {
     }
 
     /// Names a package depends on (first alternative of each Depends line).
-    fn depends(&self, pkg: &str) -> Result<Vec<String>> {
+    pub(crate) fn depends(&self, pkg: &str) -> Result<Vec<String>> {
         let out = capture(self.cmd("apt-cache").args(["depends", pkg]))?;
         Ok(out
             .lines()
@@ -169,7 +166,7 @@ impl Apt {
 }
 
 /// The Debian mirror the host uses (`KBUS_DEBIAN_MIRROR` overrides).
-fn debian_mirror() -> String {
+pub(crate) fn debian_mirror() -> String {
     if let Ok(m) = std::env::var("KBUS_DEBIAN_MIRROR") {
         return m;
     }
@@ -206,7 +203,7 @@ struct Lookup {
 /// (apt-cache takes most of a second per call).
 fn lookup(apt: &Apt, t: &Target) -> Result<Lookup> {
     let stamp = apt.lists_stamp() + &t.debian.kernel_meta;
-    let memo = apt.dir.join(format!("lookup-{}", t.arch));
+    let memo = apt.dir.join(format!("lookup-{}", t.kernel_arch));
     if let Ok(text) = fs::read_to_string(&memo) {
         let f: Vec<&str> = text.lines().collect();
         if f.len() == 5 && f[0] == stamp {
@@ -231,16 +228,33 @@ fn lookup(apt: &Apt, t: &Target) -> Result<Lookup> {
 
 fn lookup_uncached(apt: &Apt, t: &Target) -> Result<Lookup> {
     let arch = &t.debian.arch;
+    let suite = t.suite;
     let meta = format!("{}:{arch}", t.debian.kernel_meta);
+    let moved_on = || {
+        format!(
+            "Debian {} no longer provides {meta}: change the `{}` line of SUITES in \
+             xtask/src/matrix.rs (its kernel series or its arches)",
+            suite.name, suite.name
+        )
+    };
     let image_pkg = apt
-        .depends(&meta)?
-        .into_iter()
-        .find(|d| d.starts_with("linux-image-"))
-        .with_context(|| format!("{meta} depends on no linux-image-* package"))?;
+        .depends(&meta)
+        .ok()
+        .and_then(|d| d.into_iter().find(|d| d.starts_with("linux-image-")))
+        .with_context(moved_on)?;
     let release = image_pkg
         .trim_start_matches("linux-image-")
         .trim_end_matches("-unsigned")
         .to_string();
+    if !suite.ships(&release) {
+        bail!(
+            "Debian {} now ships kernel {release}, not the {} series the matrix expects: \
+             update the `{}` line of SUITES in xtask/src/matrix.rs",
+            suite.name,
+            suite.kernel,
+            suite.name
+        );
+    }
     let version = apt.candidate(&format!("{image_pkg}:{arch}"))?;
     let busybox_version = apt.candidate(&format!("busybox-static:{arch}"))?;
     Ok(Lookup {
@@ -259,7 +273,16 @@ pub(crate) fn path_safe(v: &str) -> String {
 /// The kernel image, headers and 9p modules of `t`'s arch, cached in
 /// `$KBUS_CACHE/kernel/<arch>/<release>_<version>/`.
 pub fn kernel(t: &Target) -> Result<Kernel> {
-    let apt = Apt::new()?;
+    if !t.suite.has_arch(&t.debian.arch) {
+        bail!(
+            "Debian {} has no {} kernel for {} (SUITES in xtask/src/matrix.rs lists each \
+             suite's arches)",
+            t.suite.name,
+            t.debian.arch,
+            t.kernel_arch
+        );
+    }
+    let apt = Apt::new(t.suite)?;
     let mut updated = false;
     if !apt.has_lists() {
         apt.update()?;
@@ -281,14 +304,14 @@ pub fn kernel(t: &Target) -> Result<Kernel> {
 fn kernel_dir(t: &Target, lk: &Lookup) -> Result<PathBuf> {
     Ok(cache_dir()?
         .join("kernel")
-        .join(t.arch.name())
+        .join(t.kernel_arch.name())
         .join(format!("{}_{}", lk.release, path_safe(&lk.version))))
 }
 
 fn busybox_path(t: &Target, lk: &Lookup) -> Result<PathBuf> {
     Ok(cache_dir()?
         .join("busybox")
-        .join(t.arch.name())
+        .join(t.kernel_arch.name())
         .join(path_safe(&lk.busybox_version))
         .join("busybox"))
 }
@@ -338,7 +361,7 @@ fn fetch_kernel(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
     }
     step(format!(
         "fetching Debian kernel {} ({}) for {}",
-        lk.release, lk.version, t.arch
+        lk.release, lk.version, t.kernel_arch
     ));
     let arch = &t.debian.arch;
     let headers_pkg = format!("linux-headers-{}", lk.release);
@@ -346,6 +369,14 @@ fn fetch_kernel(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
         format!("{}:{arch}={}", lk.image_pkg, lk.version),
         format!("{headers_pkg}:{arch}={}", lk.version),
     ];
+    // Since Debian's 6.16-era packaging (sid), the image package is a shell
+    // whose kernel, modules and base are packages of their own, named with
+    // the release.
+    for dep in apt.depends(&format!("{}:{arch}", lk.image_pkg))? {
+        if dep.starts_with("linux-") && dep.contains(&lk.release) {
+            specs.push(format!("{dep}:{arch}={}", lk.version));
+        }
+    }
     // The common headers (arch all) and kbuild; kbuild's tools run on the
     // host, so it is always the host's (amd64) build.
     for dep in apt.depends(&format!("{headers_pkg}:{arch}"))? {
@@ -369,6 +400,13 @@ fn fetch_kernel(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
     let fixed = text.replace("/usr/src/", &format!("{}/usr/src/", dest.display()));
     fs::write(&mk, fixed)?;
 
+    // Since trixie (merged /usr) modules are in usr/lib/modules; the host's
+    // depmod and modprobe look in lib/modules.
+    let merged = root.join("usr/lib/modules");
+    if merged.is_dir() && !root.join("lib/modules").exists() {
+        fs::create_dir_all(root.join("lib"))?;
+        fs::rename(&merged, root.join("lib/modules"))?;
+    }
     // Resolve the 9p modules (dependencies first) and keep only those.
     run(Command::new("depmod").arg("-b").arg(&root).arg(&lk.release))?;
     let mut order: Vec<PathBuf> = Vec::new();
@@ -433,7 +471,13 @@ fn fetch_busybox(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
     extract_debs(&debs, &root)?;
     let out = scratch.join("out");
     fs::create_dir_all(&out)?;
-    fs::rename(root.join("bin/busybox"), out.join("busybox"))?;
+    // bin/ until bookworm, usr/bin/ since (merged /usr).
+    let found = ["bin/busybox", "usr/bin/busybox"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_file())
+        .context("busybox-static has no bin/busybox or usr/bin/busybox")?;
+    fs::rename(found, out.join("busybox"))?;
     publish_dir(&out, dir)?;
     let _ = fs::remove_dir_all(&scratch);
     Ok(())

@@ -5,8 +5,8 @@ mod debian;
 mod host;
 
 pub use debian::kernel;
-pub(crate) use debian::{extract_debs, path_safe, Apt};
-pub use host::{host_packages, rust_components, rust_src};
+pub(crate) use debian::{debian_mirror, extract_debs, path_safe, Apt};
+pub use host::{ensure_packages, host_packages, rust_components, rust_src};
 
 use crate::target::Target;
 use anyhow::Result;
