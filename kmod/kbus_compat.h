@@ -10,8 +10,33 @@
 #define KBUS_COMPAT_H
 
 #include <linux/compat.h>
+#include <linux/device.h>
 #include <linux/kernel.h>
+#include <linux/module.h>
 #include <linux/types.h>
+#include <linux/version.h>
+
+/*
+ * Kernel versions. The module builds from 5.10 to 7.2; these are the
+ * interfaces it uses that changed in between.
+ */
+
+/* class_create() lost its owner argument in 6.4. */
+static inline struct class *kbus_class_create(const char *name)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	return class_create(name);
+#else
+	return class_create(THIS_MODULE, name);
+#endif
+}
+
+/* A class's devnode() callback takes a const device since 6.2. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define KBUS_DEVNODE_DEV const struct device
+#else
+#define KBUS_DEVNODE_DEV struct device
+#endif
 
 /*
  * 32-bit user space on a 64-bit kernel. in_compat_syscall() exists in

@@ -10,8 +10,8 @@
  *   kbus_deliver.c  names, bindings, delivery, synthetic messages,
  *                   Replier Bind Events and the set-aside list
  *   kbus_proc.c     /proc/kbus/bindings and /proc/kbus/stats
- * Written for Linux 6.1 (class_create() and the devnode callback changed
- * signature in 6.4 and 6.2).
+ * Written for Linux 6.1; builds from 5.10 to 7.2 with what differs in
+ * kbus_compat.h (the only file that names kernel versions).
  *
  * Locking (lock order: top to bottom; kmod/README.md has the whole picture)
  * -------
@@ -154,7 +154,7 @@ struct kbus_dev *kbus_dev_get(u32 index)
 	return dev;
 }
 
-static char *kbus_devnode(struct device *dev, umode_t *mode)
+static char *kbus_devnode(KBUS_DEVNODE_DEV *dev, umode_t *mode)
 {
 	if (mode)
 		*mode = 0666;
@@ -773,7 +773,7 @@ static int __init kbus_init(void)
 	err = alloc_chrdev_region(&kbus_devt, 0, KBUS_MAX_NUM_DEVICES, "kbus");
 	if (err)
 		goto out_caches;
-	kbus_class = class_create(THIS_MODULE, "kbus");
+	kbus_class = kbus_class_create("kbus");
 	if (IS_ERR(kbus_class)) {
 		err = PTR_ERR(kbus_class);
 		goto out_region;

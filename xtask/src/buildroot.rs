@@ -68,6 +68,16 @@ pub fn make_prefix(t: &Target, k: &Kernel) -> Result<Vec<String>> {
         pkgs.push(format!("{gcc}-{triple}"));
     }
     pkgs.extend(kbuild_libraries(t, k)?);
+    // Kernels with BTF for modules run pahole on them, and kbuild warns
+    // (a warning fails our build) unless it is the kernel's own version,
+    // which is the suite's.
+    let config = fs::read_to_string(k.headers.join(".config")).unwrap_or_default();
+    if config
+        .lines()
+        .any(|l| l == "CONFIG_DEBUG_INFO_BTF_MODULES=y")
+    {
+        pkgs.push("dwarves".into());
+    }
     let root = ensure_root(t.suite, &pkgs)?;
     let binds = [cache_dir()?, target_dir()];
     let script = "set -e; R=\"$KBUS_BUILDROOT\"; IFS=:; \
