@@ -7,10 +7,15 @@
 use kbus_guest_tests::*;
 use kbus_wire::{OrigFrom, NATIVE_HEADER_LEN};
 
-#[cfg(target_pointer_width = "64")]
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
 const GOLDEN: &[u8] = include_bytes!("../golden/request64.bin");
-#[cfg(target_pointer_width = "32")]
+#[cfg(all(target_pointer_width = "32", target_endian = "little"))]
 const GOLDEN: &[u8] = include_bytes!("../golden/request32.bin");
+// Big-endian kernels (s390x) deliver the same message in their byte order.
+#[cfg(all(target_pointer_width = "64", target_endian = "big"))]
+const GOLDEN: &[u8] = include_bytes!("../golden/request64be.bin");
+#[cfg(all(target_pointer_width = "32", target_endian = "big"))]
+const GOLDEN: &[u8] = include_bytes!("../golden/request32be.bin");
 
 const NAME: &str = "$.Golden.Request";
 

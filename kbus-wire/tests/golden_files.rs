@@ -1,13 +1,18 @@
 //! The host half of "a 32-bit guest and a 64-bit host agree on a message's
 //! bytes" (issue 5): both layouts emit exactly the golden files that
 //! `guest-tests/tests/golden.rs` checks against the kernel in each guest
-//! (see `guest-tests/golden/README.md`; the files are little-endian).
-#![cfg(target_endian = "little")]
+//! (see `guest-tests/golden/README.md`), in both byte orders, through the
+//! explicit-order layouts (so every host checks all four files).
 
-use kbus_wire::{Flags, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, OrigFrom};
+use kbus_wire::{
+    Flags, Layout, Layout32Be, Layout32Le, Layout64Be, Layout64Le, Message, MessageId,
+    MessageRepr, OrigFrom,
+};
 
 const GOLDEN64: &[u8] = include_bytes!("../../guest-tests/golden/request64.bin");
 const GOLDEN32: &[u8] = include_bytes!("../../guest-tests/golden/request32.bin");
+const GOLDEN64_BE: &[u8] = include_bytes!("../../guest-tests/golden/request64be.bin");
+const GOLDEN32_BE: &[u8] = include_bytes!("../../guest-tests/golden/request32be.bin");
 
 /// The Replier's copy of the golden Stateful Request.
 fn golden_repr() -> MessageRepr<'static> {
@@ -41,13 +46,19 @@ fn check<L: Layout>(golden: &[u8]) {
 #[test]
 fn layout64_emits_request64_bin() {
     assert_eq!(GOLDEN64.len(), 120);
-    check::<Layout64>(GOLDEN64);
+    check::<Layout64Le>(GOLDEN64);
 }
 
 #[test]
 fn layout32_emits_request32_bin() {
     assert_eq!(GOLDEN32.len(), 104);
-    check::<Layout32>(GOLDEN32);
+    check::<Layout32Le>(GOLDEN32);
+}
+
+#[test]
+fn big_endian_layouts_emit_the_be_files() {
+    check::<Layout64Be>(GOLDEN64_BE);
+    check::<Layout32Be>(GOLDEN32_BE);
 }
 
 #[test]

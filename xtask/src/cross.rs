@@ -194,6 +194,17 @@ pub fn firmware(t: &Target, package: &str, name: &str, profile: &str) -> Result<
         .with_context(|| format!("cargo built no executable for example {name}"))
 }
 
+/// Build binary `bin` of `package` for `t` (profile dev).
+pub fn package_bin(t: &Target, package: &str, bin: &str) -> Result<PathBuf> {
+    step(format!("building {bin} ({package}) for {}", t.arch));
+    let mut c = cargo(t, "build");
+    c.args(["-p", package, "--bin", bin]);
+    let exes = executables(c, false)?;
+    exes.into_iter()
+        .find(|e| e.file_name().is_some_and(|n| n == bin))
+        .with_context(|| format!("cargo built no executable {bin}"))
+}
+
 /// Does `package` (a workspace folder) have example `name` (file or folder)?
 pub fn has_example(dir: &str, name: &str) -> bool {
     let ex = workspace_root().join(dir).join("examples");

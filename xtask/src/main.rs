@@ -68,6 +68,21 @@ enum Cmd {
     /// terminal; the exit status is the payload's, and a failed rmmod, a
     /// warning/BUG/oops in dmesg, a panic or a timeout is a failure too.
     Run(RunArgs),
+    /// Boot a guest with kbus.ko loaded and get a shell on its console
+    ///
+    /// The `kbus` CLI, the guest test binaries and the API examples are in
+    /// PATH (/mnt/host/bin), busybox provides the rest, and the project
+    /// tree is mounted at /mnt/project. `exit` (or Ctrl-D) powers the guest
+    /// off; rmmod and the dmesg checks run then, as after a test run.
+    /// Standard input is the console, so a script works too:
+    /// `cargo xtask shell --arch armv7 < script.sh`.
+    Shell {
+        #[command(flatten)]
+        arch: ArchArg,
+        /// Number of KBUS devices (module parameter kbus_num_devices)
+        #[arg(long, default_value_t = 3)]
+        devices: u32,
+    },
     /// Cargo target runner form of `run`
     ///
     /// Runs BIN [ARGS] in the guest; test binaries (target/**/deps/*) get
@@ -304,6 +319,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(exit(tasks::test(&cells, guest_only)?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
+        Cmd::Shell { arch, devices } => Ok(exit(tasks::shell(arch.target()?, devices)?)),
         Cmd::Bench {
             arch,
             host,

@@ -6,7 +6,7 @@ use crate::kmod;
 use crate::matrix::{self, Cell, CellResult};
 use crate::setup::{self, Kernel};
 use crate::target::{Arch, Target};
-use crate::util::{capture, capture_raw, cargo, run, step};
+use crate::util::{capture, capture_raw, cargo, run, step, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +25,11 @@ const API_EXAMPLES: &[(&str, &[&str])] = &[
     ("replier", &[]),
     ("async_requester", &["--features", "tokio"]),
 ];
+
+/// The `kbus` command-line tool: its folder, package and binary.
+const CLI_DIR: &str = "kbus-cli";
+const CLI_PACKAGE: &str = "kbus-cli";
+const CLI_BIN: &str = "kbus";
 
 /// Bare-metal target of the no_std proof.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -272,6 +277,39 @@ pub fn prepare_with_kmod(t: Target) -> Result<(Target, Kernel, PathBuf)> {
     let ko = kmod::build(&t, &k)?;
     kmod::check_vermagic(&ko, &k.release)?;
     Ok((t, k, ko))
+}
+
+/// `cargo xtask shell`: a guest with kbus.ko loaded and an interactive shell
+/// on the console, with the `kbus` CLI (once the workspace has it), the guest
+/// test binaries and the API examples in `PATH`. Standard input is the
+/// console: a terminal, or a script (`cargo xtask shell < script.sh`).
+pub fn shell(t: Target, devices: u32) -> Result<bool> {
+    let (t, k, ko) = prepare_with_kmod(t)?;
+    let mut tools = Vec::new();
+    if workspace_root().join(CLI_DIR).join("Cargo.toml").is_file() {
+        tools.push(Payload::new(
+            cross::package_bin(&t, CLI_PACKAGE, CLI_BIN)?,
+            Vec::new(),
+        ));
+    }
+    for (name, extra) in API_EXAMPLES {
+        let exe = cross::example_with(&t, EXAMPLES_PACKAGE, name, "dev", extra)?;
+        tools.push(Payload::new(exe, Vec::new()));
+    }
+    for exe in cross::guest_tests(&t)? {
+        tools.push(Payload::new(exe, Vec::new()));
+    }
+    // A shell has no deadline: it ends when the user exits.
+    let timeout = Duration::from_secs(7 * 24 * 3600);
+    let o = guest::run_work(
+        &t,
+        &k,
+        Some(&ko),
+        devices,
+        &Work::Interactive { tools },
+        timeout,
+    )?;
+    Ok(o.success())
 }
 
 /// `cargo xtask demo`: the README's main job, the demo example in the x86_64 guest.

@@ -6,7 +6,7 @@ use crate::setup::Kernel;
 use crate::target::Target;
 use crate::util::step;
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -125,10 +125,34 @@ pub fn boot(
             "-device",
             &format!("{},fsdev=share,mount_tag=host", q.ninep_device),
         ])
-        .args(&q.extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .args(&q.extra_args);
+    // An interactive shell: the project tree too, and the user's terminal
+    // (or a script piped in) on the guest console.
+    let interactive = share.project.is_some();
+    if let Some(project) = &share.project {
+        cmd.arg("-fsdev")
+            .arg(format!(
+                "local,id=project,path={},security_model=none",
+                project.display()
+            ))
+            .args([
+                "-device",
+                &format!("{},fsdev=project,mount_tag=project", q.ninep_device),
+            ]);
+    }
+    // A terminal goes straight to QEMU (which puts it in raw mode). A script
+    // is held back until the guest's shell is about to read (the console
+    // would drop what arrives earlier), then fed in.
+    let script = interactive && !rustix::termios::isatty(std::io::stdin());
+    cmd.stdin(if script {
+        Stdio::piped()
+    } else if interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     step(format!(
         "booting the {} guest ({}, timeout {}s)",
         t.arch,
@@ -140,19 +164,18 @@ pub fn boot(
         .spawn()
         .with_context(|| format!("cannot start {}", q.binary))?;
     let stdout = child.stdout.take().context("qemu stdout")?;
-    let (tx, rx) = mpsc::channel::<String>();
+    let mut script_in = child.stdin.take();
+    // The console goes to the terminal as it comes (a shell prompt has no
+    // newline); complete lines are parsed for the rig's result lines.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut buf = Vec::new();
+        let mut r = stdout;
+        let mut buf = [0u8; 4096];
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            match std::io::Read::read(&mut r, &mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string();
-                    if tx.send(line).is_err() {
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
                         break;
                     }
                 }
@@ -165,6 +188,7 @@ pub fn boot(
     // After the final checks line, QEMU gets a moment to power off.
     let mut finish_by: Option<Instant> = None;
     let stdout = std::io::stdout();
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         let now = Instant::now();
         let until = finish_by.map_or(deadline, |f| f.min(deadline));
@@ -175,13 +199,23 @@ pub fn boot(
             break;
         }
         match rx.recv_timeout(until - now) {
-            Ok(line) => {
+            Ok(chunk) => {
                 {
                     let mut out = stdout.lock();
-                    let _ = writeln!(out, "{line}");
+                    let _ = out.write_all(&chunk);
                     let _ = out.flush();
                 }
-                parse_line(&line, &mut o, start);
+                pending.extend_from_slice(&chunk);
+                while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=pos).collect();
+                    let line = String::from_utf8_lossy(&line);
+                    if line.contains(SHELL_READY) {
+                        if let Some(input) = script_in.take() {
+                            feed_script(input);
+                        }
+                    }
+                    parse_line(line.trim_end_matches(['\n', '\r']), &mut o, start);
+                }
                 if o.checks_ok.is_some() || o.error.is_some() {
                     finish_by.get_or_insert(Instant::now() + Duration::from_secs(15));
                 }
@@ -205,6 +239,18 @@ pub fn boot(
     let _ = reader.join();
     o.total = start.elapsed();
     Ok(o)
+}
+
+/// What the interactive shell prints just before it reads its input.
+const SHELL_READY: &str = "KBUS-SHELL-READY";
+
+/// Copy our standard input (a script) to QEMU's console, then close it.
+fn feed_script(mut input: std::process::ChildStdin) {
+    std::thread::spawn(move || {
+        // The shell starts a moment after its banner.
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut input);
+    });
 }
 
 fn parse_line(line: &str, o: &mut Outcome, start: Instant) {

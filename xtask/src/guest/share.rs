@@ -25,10 +25,13 @@ impl Payload {
     }
 }
 
-/// What the guest runs: binaries (one boot, in order) or a shell command.
+/// What the guest runs: binaries (one boot, in order), a shell command, or
+/// an interactive shell on the console with tools in `PATH` and the project
+/// tree mounted at `/mnt/project`.
 pub enum Work {
     Bins(Vec<Payload>),
     Shell(String),
+    Interactive { tools: Vec<Payload> },
 }
 
 fn sh_quote(s: &str) -> String {
@@ -38,6 +41,8 @@ fn sh_quote(s: &str) -> String {
 /// A staging folder shared into the guest with 9p; removed on drop.
 pub struct Share {
     pub dir: PathBuf,
+    /// A second share, mounted at `/mnt/project` (interactive shells).
+    pub project: Option<PathBuf>,
 }
 
 impl Drop for Share {
@@ -69,8 +74,10 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
     let base = target_dir().join("rig").join(t.arch.name());
     fs::create_dir_all(&base)?;
     remove_stale_shares(&base);
+    let interactive = matches!(work, Work::Interactive { .. });
     let share = Share {
         dir: scratch_beside(&base.join("share")),
+        project: interactive.then(crate::util::workspace_root),
     };
     fs::create_dir_all(share.dir.join("bin"))?;
     let mut env = format!("KBUS_DEVICES={devices}\n");
@@ -86,6 +93,11 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
     } else {
         env.push_str("RIG_KO=\n");
     }
+    if interactive {
+        env.push_str("RIG_INTERACTIVE=1\nRIG_PROJECT=1\n");
+    } else {
+        env.push_str("RIG_INTERACTIVE=\nRIG_PROJECT=\n");
+    }
     fs::write(share.dir.join("rig.env"), env)?;
 
     let mut script = String::from("# Written by cargo xtask\ncd /mnt/host\n");
@@ -93,6 +105,20 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
         Work::Shell(cmd) => {
             script.push_str(cmd);
             script.push('\n');
+        }
+        Work::Interactive { tools } => {
+            for b in tools {
+                link_or_copy(&b.path, &share.dir.join("bin").join(&b.name))?;
+            }
+            script.push_str(
+                "export PATH=/mnt/host/bin:$PATH PS1='kbus-guest:\\w# '\n\
+                 echo\n\
+                 echo \"KBUS guest: $(uname -r) $(uname -m), kbus.ko loaded ($(ls /dev | grep -c '^kbus') devices)\"\n\
+                 echo \"In PATH (/mnt/host/bin): $(ls /mnt/host/bin | tr '\\n' ' ')\"\n\
+                 echo 'Project tree: /mnt/project.  exit (or Ctrl-D) powers off.'\n\
+                 echo KBUS-SHELL-READY\n\
+                 sh -i\n",
+            );
         }
         Work::Bins(bins) if bins.len() == 1 => {
             let b = &bins[0];

@@ -407,6 +407,22 @@ fn fetch_kernel(apt: &Apt, t: &Target, lk: &Lookup) -> Result<()> {
         fs::create_dir_all(root.join("lib"))?;
         fs::rename(&merged, root.join("lib/modules"))?;
     }
+    // sid's linux-binary-* puts the image in the modules folder: move it to
+    // where the target file says images are.
+    let image = root.join(t.debian.kernel_image.replace("{release}", &lk.release));
+    let in_modules = root.join("lib/modules").join(&lk.release).join("vmlinuz");
+    if !image.exists() && in_modules.is_file() {
+        fs::create_dir_all(image.parent().context("image path")?)?;
+        fs::rename(&in_modules, &image)?;
+    }
+    if !image.exists() {
+        bail!(
+            "the {} packages of {} hold no kernel image at {}",
+            lk.release,
+            t.suite.name,
+            t.debian.kernel_image
+        );
+    }
     // Resolve the 9p modules (dependencies first) and keep only those.
     run(Command::new("depmod").arg("-b").arg(&root).arg(&lk.release))?;
     let mut order: Vec<PathBuf> = Vec::new();
