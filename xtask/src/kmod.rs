@@ -99,9 +99,8 @@ pub fn kdir_release(kdir: &Path) -> Result<String> {
         .with_context(|| format!("no UTS_RELEASE in {}", uts.display()))
 }
 
-/// The `vermagic` of a built module must start with the kernel's release,
-/// or insmod refuses it with a terse "Exec format error".
-pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
+/// A module's `vermagic` string.
+fn vermagic(ko: &Path) -> Result<String> {
     let out = Command::new("modinfo")
         .args(["-F", "vermagic"])
         .arg(ko)
@@ -112,6 +111,22 @@ pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
     if !out.status.success() || vermagic.is_empty() {
         bail!("{} has no vermagic: not a kernel module?", ko.display());
     }
+    Ok(vermagic)
+}
+
+/// The kernel release a module was built for (first word of its vermagic).
+pub fn module_release(ko: &Path) -> Result<String> {
+    Ok(vermagic(ko)?
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
+/// The `vermagic` of a built module must start with the kernel's release,
+/// or insmod refuses it with a terse "Exec format error".
+pub fn check_vermagic(ko: &Path, release: &str) -> Result<()> {
+    let vermagic = vermagic(ko)?;
     let module_release = vermagic.split_whitespace().next().unwrap_or("");
     if module_release != release {
         bail!(

@@ -16,7 +16,7 @@ mod target;
 mod tasks;
 mod util;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use guest::{Payload, Work};
 use std::path::PathBuf;
@@ -117,6 +117,13 @@ enum Cmd {
         /// Only the cells with a kernel from this Debian suite
         #[arg(long, value_name = "SUITE")]
         kernel: Option<String>,
+        /// Test this kbus.ko (e.g. a vendor's) instead of building kmod/;
+        /// its vermagic must match each selected cell's kernel. Failures of
+        /// tests tagged in guest-tests/spec-tags.toml (behaviours the spec
+        /// leaves open, or that this project decided, §12–§14) report as
+        /// "differs (spec §…)" instead of failing
+        #[arg(long, value_name = "PATH.ko")]
+        module: Option<PathBuf>,
         /// Skip the host-side checks (a developer shortcut; CI runs everything)
         #[arg(long)]
         guest_only: bool,
@@ -227,6 +234,9 @@ struct RunArgs {
     /// Seconds before the guest counts as hung (default from targets/<arch>.toml)
     #[arg(long)]
     timeout: Option<u64>,
+    /// Copy the files the guest wrote into /mnt/host/out/ to DIR afterwards
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// BIN [ARGS]...: the binary to run and its arguments
     #[arg(
         trailing_var_arg = true,
@@ -295,7 +305,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             } else {
                 Kbus::Build
             };
-            run_in_guest(a.arch.target()?, a.devices, kbus, &work, a.timeout)
+            run_in_guest(
+                a.arch.target()?,
+                a.devices,
+                kbus,
+                &work,
+                a.timeout,
+                a.out.as_deref(),
+            )
         }
         Cmd::Runner {
             arch,
@@ -307,16 +324,26 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 args.push("--test-threads=1".into());
             }
             let work = Work::Bins(vec![Payload::new(bin, args)]);
-            run_in_guest(arch.target()?, 3, Kbus::Build, &work, None)
+            run_in_guest(arch.target()?, 3, Kbus::Build, &work, None, None)
         }
         Cmd::Test {
             matrix,
             arch,
             kernel,
+            module,
             guest_only,
         } => {
-            let cells = matrix::select(matrix, arch, kernel.as_deref())?;
-            Ok(exit(tasks::test(&cells, guest_only)?))
+            let mut cells = matrix::select(matrix, arch, kernel.as_deref())?;
+            let module = module
+                .map(|m| {
+                    m.canonicalize()
+                        .with_context(|| format!("--module {}", m.display()))
+                })
+                .transpose()?;
+            if let (Some(ko), None, None) = (&module, arch, &kernel) {
+                cells = tasks::cells_for_module(&cells, ko)?;
+            }
+            Ok(exit(tasks::test(&cells, guest_only, module.as_deref())?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
         Cmd::Shell { arch, devices } => Ok(exit(tasks::shell(arch.target()?, devices)?)),
@@ -373,6 +400,7 @@ fn run_in_guest(
     kbus: Kbus,
     work: &Work,
     timeout: Option<u64>,
+    out: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
     let (t, k) = tasks::prepare_target(t)?;
     let ko = match kbus {
@@ -384,7 +412,7 @@ fn run_in_guest(
         kmod::check_vermagic(ko, &k.release)?;
     }
     let timeout = Duration::from_secs(timeout.unwrap_or(t.qemu.timeout_secs));
-    let o = guest::run_work(&t, &k, ko.as_deref(), devices, work, timeout)?;
+    let o = guest::run_work_collect(&t, &k, ko.as_deref(), devices, work, timeout, out)?;
     for (name, rc) in &o.steps {
         let verdict = if *rc == 0 { "ok" } else { "FAILED" };
         eprintln!("xtask:   {name}: {verdict} ({rc})");

@@ -192,6 +192,9 @@ pub struct CellResult {
     pub user_bits: u32,
     pub passed: usize,
     pub failed: usize,
+    /// With `--module`: binaries that failed only in documented
+    /// differences (spec §12–§14), with their sections.
+    pub differs: Vec<String>,
     /// Seconds from QEMU start to the first result line, when it booted.
     pub boot_to_result: Option<f64>,
     /// Seconds of the whole boot (all binaries).
@@ -218,6 +221,9 @@ pub fn table(rows: &[CellResult]) -> String {
                 .map_or("-".to_string(), |b| format!("{b:.1}s")),
             format!("{:.0}s", r.guest_secs),
         ));
+        for d in &r.differs {
+            s.push_str(&format!("    differs: {d}\n"));
+        }
         if let Some(e) = &r.error {
             s.push_str(&format!("    {e}\n"));
         }

@@ -29,6 +29,11 @@ pub struct Outcome {
     /// Kernel panic, oops or BUG seen on the console.
     pub kernel_trouble: Vec<String>,
     pub timed_out: bool,
+    /// Failed tests of the libtest binaries: (binary, test name), from the
+    /// `test NAME ... FAILED` lines between a step's begin and end.
+    pub failed_tests: Vec<(String, String)>,
+    /// The step running now (`KBUS-RIG-STEP-BEGIN`).
+    current_step: Option<String>,
     pub boot_to_result: Option<Duration>,
     pub total: Duration,
 }
@@ -257,6 +262,14 @@ fn parse_line(line: &str, o: &mut Outcome, start: Instant) {
     if let Some(rest) = line.split("KBUS-RIG-EXIT: ").nth(1) {
         o.exit = Some(rest.trim().parse().unwrap_or(-1));
         o.boot_to_result = Some(start.elapsed());
+    } else if let Some(rest) = line.split("KBUS-RIG-STEP-BEGIN: ").nth(1) {
+        o.current_step = Some(rest.trim().to_string());
+    } else if let (Some(test), Some(step)) = (
+        line.strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED")),
+        &o.current_step,
+    ) {
+        o.failed_tests.push((step.clone(), test.trim().to_string()));
     } else if let Some(rest) = line.split("KBUS-RIG-STEP: ").nth(1) {
         let mut w = rest.split_whitespace();
         if let (Some(name), Some(rc)) = (w.next(), w.next()) {
@@ -282,9 +295,39 @@ pub fn run_work(
     work: &Work,
     timeout: Duration,
 ) -> Result<Outcome> {
+    run_work_collect(t, k, ko, devices, work, timeout, None)
+}
+
+/// [`run_work`], then copy what the guest wrote into `/mnt/host/out/` to
+/// `out` on the host.
+pub fn run_work_collect(
+    t: &Target,
+    k: &Kernel,
+    ko: Option<&Path>,
+    devices: u32,
+    work: &Work,
+    timeout: Duration,
+    out: Option<&Path>,
+) -> Result<Outcome> {
     let img = initramfs(t, k)?;
     let share = stage(t, ko, devices, work)?;
+    std::fs::create_dir_all(share.dir.join("out"))?;
     let o = boot(t, k, &img, &share, timeout)?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out)?;
+        let mut n = 0;
+        for e in std::fs::read_dir(share.dir.join("out"))? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                std::fs::copy(e.path(), out.join(e.file_name()))?;
+                n += 1;
+            }
+        }
+        step(format!(
+            "{n} file(s) from the guest's /mnt/host/out in {}",
+            out.display()
+        ));
+    }
     match o.boot_to_result {
         Some(d) => eprintln!(
             "xtask: {}: boot to result {:.1}s, total {:.1}s: {}",
@@ -329,6 +372,16 @@ mod tests {
         parse_line("KBUS-RIG-ERROR: no kbus.ko \r", &mut o, start);
         parse_line("KBUS-BENCH: send 123 ns  ", &mut o, start);
         parse_line("just console noise", &mut o, start);
+        parse_line("KBUS-RIG-STEP-BEGIN: abuse_close-0123", &mut o, start);
+        parse_line("test closing_is_linear ... FAILED", &mut o, start);
+        parse_line("test other ... ok", &mut o, start);
+        assert_eq!(
+            o.failed_tests,
+            [(
+                "abuse_close-0123".to_string(),
+                "closing_is_linear".to_string()
+            )]
+        );
         parse_line("KBUS-RIG-EXIT: 3", &mut o, start);
         assert_eq!(o.steps, [("demo".into(), 0), ("t2".into(), -1)]);
         assert_eq!(o.checks_ok, Some(true));
