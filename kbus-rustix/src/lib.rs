@@ -97,8 +97,8 @@ pub use proc_bindings::{
 
 pub use kbus_wire;
 pub use kbus_wire::{
-    entire_len, Flags, Kind, Layout, Layout32, Layout64, Message, MessageId, MessageRepr, Name,
-    NativeLayout, OrigFrom, ReplierBindEvent,
+    entire_len, Flags, Kind, Layout, Layout32, Layout32Be, Layout32Le, Layout64, Layout64Be,
+    Layout64Le, Message, MessageId, MessageRepr, Name, NativeLayout, OrigFrom, ReplierBindEvent,
 };
 pub use rustix::io::Errno;
 
