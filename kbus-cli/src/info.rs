@@ -129,7 +129,7 @@ pub fn stats(dev: &DeviceArgs, all: bool) -> Result<Exit, Fail> {
     )?;
     writeln!(
         out,
-        "  default queue limit   {} messages",
+        "  new Ksock queue limit {} messages",
         k.max_messages()?
     )?;
     drop(k);
