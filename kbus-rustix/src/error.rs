@@ -61,6 +61,37 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation, in the order of the variants (the ioctls in number
+    /// order, then `write`, `read`, `poll`, `/proc/kbus/bindings` and
+    /// message building): to list what an errno means for each of them with
+    /// [`Error::meaning`], as `kbus errno` does.
+    pub const ALL: [Op; 24] = [
+        Op::Open,
+        Op::Reset,
+        Op::Bind,
+        Op::Unbind,
+        Op::KsockId,
+        Op::FindReplier,
+        Op::NextMsg,
+        Op::LenLeft,
+        Op::Send,
+        Op::Discard,
+        Op::LastSent,
+        Op::MaxMessages,
+        Op::NumMessages,
+        Op::NumUnrepliedTo,
+        Op::MessagesOnce,
+        Op::Verbose,
+        Op::NewDevice,
+        Op::ReportReplierBinds,
+        Op::MaxMessageSize,
+        Op::Write,
+        Op::Read,
+        Op::Poll,
+        Op::ReadBindings,
+        Op::Message,
+    ];
+
     /// Short name used in messages, e.g. `SEND`, `write`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -321,32 +352,42 @@ pub fn errno_name(e: Errno) -> ErrnoName {
 #[derive(Clone, Copy, Debug)]
 pub struct ErrnoName(Errno);
 
+/// The errnos KBUS uses (spec §3.13), with their symbolic names, for this
+/// target's numbering (the numbers differ per arch, e.g. on MIPS). What
+/// [`errno_name`] prints, and a table to look a name up in:
+///
+/// ```
+/// use kbus_rustix::{Errno, KBUS_ERRNOS};
+/// let (e, _) = KBUS_ERRNOS.iter().find(|(_, n)| *n == "EADDRINUSE").unwrap();
+/// assert_eq!(*e, Errno::ADDRINUSE);
+/// ```
+pub const KBUS_ERRNOS: [(Errno, &str); 21] = [
+    (Errno::PERM, "EPERM"),
+    (Errno::NOENT, "ENOENT"),
+    (Errno::INTR, "EINTR"),
+    (Errno::IO, "EIO"),
+    (Errno::BADF, "EBADF"),
+    (Errno::AGAIN, "EAGAIN"),
+    (Errno::NOMEM, "ENOMEM"),
+    (Errno::FAULT, "EFAULT"),
+    (Errno::BUSY, "EBUSY"),
+    (Errno::INVAL, "EINVAL"),
+    (Errno::NOTTY, "ENOTTY"),
+    (Errno::PIPE, "EPIPE"),
+    (Errno::NAMETOOLONG, "ENAMETOOLONG"),
+    (Errno::NOLCK, "ENOLCK"),
+    (Errno::NOMSG, "ENOMSG"),
+    (Errno::BADMSG, "EBADMSG"),
+    (Errno::MSGSIZE, "EMSGSIZE"),
+    (Errno::ADDRINUSE, "EADDRINUSE"),
+    (Errno::ADDRNOTAVAIL, "EADDRNOTAVAIL"),
+    (Errno::CONNREFUSED, "ECONNREFUSED"),
+    (Errno::ALREADY, "EALREADY"),
+];
+
 impl fmt::Display for ErrnoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: &[(Errno, &str)] = &[
-            (Errno::PERM, "EPERM"),
-            (Errno::NOENT, "ENOENT"),
-            (Errno::INTR, "EINTR"),
-            (Errno::IO, "EIO"),
-            (Errno::BADF, "EBADF"),
-            (Errno::AGAIN, "EAGAIN"),
-            (Errno::NOMEM, "ENOMEM"),
-            (Errno::FAULT, "EFAULT"),
-            (Errno::BUSY, "EBUSY"),
-            (Errno::INVAL, "EINVAL"),
-            (Errno::NOTTY, "ENOTTY"),
-            (Errno::PIPE, "EPIPE"),
-            (Errno::NAMETOOLONG, "ENAMETOOLONG"),
-            (Errno::NOLCK, "ENOLCK"),
-            (Errno::NOMSG, "ENOMSG"),
-            (Errno::BADMSG, "EBADMSG"),
-            (Errno::MSGSIZE, "EMSGSIZE"),
-            (Errno::ADDRINUSE, "EADDRINUSE"),
-            (Errno::ADDRNOTAVAIL, "EADDRNOTAVAIL"),
-            (Errno::CONNREFUSED, "ECONNREFUSED"),
-            (Errno::ALREADY, "EALREADY"),
-        ];
-        match NAMES.iter().find(|(e, _)| *e == self.0) {
+        match KBUS_ERRNOS.iter().find(|(e, _)| *e == self.0) {
             Some((_, n)) => f.write_str(n),
             None => write!(f, "errno {}", self.0.raw_os_error()),
         }
@@ -414,6 +455,44 @@ mod tests {
         assert!(s.starts_with("KBUS KSOCKID failed: "), "{s}");
         assert!(s.contains("errno"), "{s}");
         assert_eq!(e.meaning(), None);
+    }
+
+    #[test]
+    fn tables_are_complete() {
+        // Op::ALL lists every variant once (the match makes a new variant
+        // a compile error here until it is added to the list).
+        for (i, op) in Op::ALL.iter().enumerate() {
+            let n = match op {
+                Op::Open => 0,
+                Op::Reset => 1,
+                Op::Bind => 2,
+                Op::Unbind => 3,
+                Op::KsockId => 4,
+                Op::FindReplier => 5,
+                Op::NextMsg => 6,
+                Op::LenLeft => 7,
+                Op::Send => 8,
+                Op::Discard => 9,
+                Op::LastSent => 10,
+                Op::MaxMessages => 11,
+                Op::NumMessages => 12,
+                Op::NumUnrepliedTo => 13,
+                Op::MessagesOnce => 14,
+                Op::Verbose => 15,
+                Op::NewDevice => 16,
+                Op::ReportReplierBinds => 17,
+                Op::MaxMessageSize => 18,
+                Op::Write => 19,
+                Op::Read => 20,
+                Op::Poll => 21,
+                Op::ReadBindings => 22,
+                Op::Message => 23,
+            };
+            assert_eq!(n, i, "{op}");
+        }
+        for (e, name) in KBUS_ERRNOS {
+            assert_eq!(errno_name(e).to_string(), name);
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use error::{errno_name, ErrnoName, Error, ErrorKind, Op, Result};
+pub use error::{errno_name, ErrnoName, Error, ErrorKind, Op, Result, KBUS_ERRNOS};
 #[cfg(feature = "alloc")]
 pub use ksock::OwnedMessages;
 pub use ksock::{Ksock, Messages, Mode, RawUpdate, Ready, Role, JUST_ASK};

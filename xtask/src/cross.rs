@@ -153,6 +153,18 @@ pub fn example_with(
         .with_context(|| format!("cargo built no executable for example {name}"))
 }
 
+/// Build the binary `name` of `package` for `t` with `profile` (e.g. the
+/// `kbus` CLI of `kbus-cli`).
+pub fn bin(t: &Target, package: &str, name: &str, profile: &str) -> Result<PathBuf> {
+    step(format!("building binary {name} for {}", t.arch));
+    let mut c = cargo(t, "build");
+    c.args(["-p", package, "--bin", name, "--profile", profile]);
+    let exes = executables(c, false)?;
+    exes.into_iter()
+        .find(|e| e.file_name().is_some_and(|n| n == name))
+        .with_context(|| format!("cargo built no executable for binary {name}"))
+}
+
 /// Build one bench target of `package` for `t` (`cargo bench --no-run`,
 /// profile `bench`); its executable is `deps/<name>-<hash>`.
 pub fn bench(t: &Target, package: &str, name: &str) -> Result<PathBuf> {
@@ -192,17 +204,6 @@ pub fn firmware(t: &Target, package: &str, name: &str, profile: &str) -> Result<
     exes.into_iter()
         .find(|e| e.file_name().is_some_and(|n| n == name))
         .with_context(|| format!("cargo built no executable for example {name}"))
-}
-
-/// Build binary `bin` of `package` for `t` (profile dev).
-pub fn package_bin(t: &Target, package: &str, bin: &str) -> Result<PathBuf> {
-    step(format!("building {bin} ({package}) for {}", t.arch));
-    let mut c = cargo(t, "build");
-    c.args(["-p", package, "--bin", bin]);
-    let exes = executables(c, false)?;
-    exes.into_iter()
-        .find(|e| e.file_name().is_some_and(|n| n == bin))
-        .with_context(|| format!("cargo built no executable {bin}"))
 }
 
 /// Does `package` (a workspace folder) have example `name` (file or folder)?

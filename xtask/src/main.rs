@@ -178,10 +178,11 @@ enum Cmd {
         #[arg(last = true, value_name = "CRITERION ARGS")]
         args: Vec<String>,
     },
-    /// Build the no_std firmware example per arch and print its sizes
+    /// Build the no_std firmware example and the kbus CLI per arch and print their sizes
     ///
-    /// Profile `firmware`; prints text/data/bss and file size, and checks
-    /// the binary is static with no C library in it.
+    /// The firmware with profile `firmware`, checked static with no C
+    /// library in it; the CLI with profile `cli`, checked static (std links
+    /// glibc statically). Prints text/data/bss and file size.
     Sizes {
         /// One arch only (default: all three)
         #[arg(long, value_enum)]

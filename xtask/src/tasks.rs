@@ -26,10 +26,13 @@ const API_EXAMPLES: &[(&str, &[&str])] = &[
     ("async_requester", &["--features", "tokio"]),
 ];
 
-/// The `kbus` command-line tool: its folder, package and binary.
-const CLI_DIR: &str = "kbus-cli";
+/// The `kbus` command-line tool: staged in every guest's share, where
+/// `guest-tests/tests/cli.rs` finds it next to itself; run once as
+/// `kbus --version` (proving it starts in the guest).
 const CLI_PACKAGE: &str = "kbus-cli";
 const CLI_BIN: &str = "kbus";
+/// Profile of the CLI that `cargo xtask sizes` measures.
+const CLI_SIZE_PROFILE: &str = "cli";
 
 /// Bare-metal target of the no_std proof.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -280,6 +283,9 @@ fn guest_suite(
         check_no_libc(t, &exe)?;
         bins.push(Payload::new(exe, Vec::new()));
     }
+    let cli = cross::bin(t, CLI_PACKAGE, CLI_BIN, "dev")?;
+    check_static(t, &cli)?;
+    bins.push(Payload::new(cli, vec!["--version".into()]));
     let names: Vec<String> = bins.iter().map(|b| b.name.clone()).collect();
     let timeout = Duration::from_secs(t.qemu.timeout_secs);
     let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout)?;
@@ -393,13 +399,10 @@ pub fn prepare_with_kmod(t: Target) -> Result<(Target, Kernel, PathBuf)> {
 /// console: a terminal, or a script (`cargo xtask shell < script.sh`).
 pub fn shell(t: Target, devices: u32) -> Result<bool> {
     let (t, k, ko) = prepare_with_kmod(t)?;
-    let mut tools = Vec::new();
-    if workspace_root().join(CLI_DIR).join("Cargo.toml").is_file() {
-        tools.push(Payload::new(
-            cross::package_bin(&t, CLI_PACKAGE, CLI_BIN)?,
-            Vec::new(),
-        ));
-    }
+    let mut tools = vec![Payload::new(
+        cross::bin(&t, CLI_PACKAGE, CLI_BIN, "dev")?,
+        Vec::new(),
+    )];
     for (name, extra) in API_EXAMPLES {
         let exe = cross::example_with(&t, EXAMPLES_PACKAGE, name, "dev", extra)?;
         tools.push(Payload::new(exe, Vec::new()));
@@ -440,7 +443,8 @@ pub fn demo() -> Result<bool> {
     Ok(o.success())
 }
 
-/// `cargo xtask sizes`: build the firmware example per arch and print its sizes.
+/// `cargo xtask sizes`: build the firmware example and the `kbus` CLI per arch
+/// and print their sizes.
 pub fn sizes(arches: &[Arch]) -> Result<()> {
     if !cross::has_example(EXAMPLES_DIR, FIRMWARE) {
         bail!(
@@ -457,21 +461,31 @@ pub fn sizes(arches: &[Arch]) -> Result<()> {
         }
         let exe = cross::firmware(&t, EXAMPLES_PACKAGE, FIRMWARE, FIRMWARE_PROFILE)?;
         check_no_libc(&t, &exe)?;
-        let (text, data, bss) = elf_sizes(&t, &exe)?;
-        let file = std::fs::metadata(&exe)?.len();
-        rows.push((t.rust.target.clone(), text, data, bss, file, exe));
+        rows.push(size_row(&t, "firmware example", exe)?);
+        let cli = cross::bin(&t, CLI_PACKAGE, CLI_BIN, CLI_SIZE_PROFILE)?;
+        check_static(&t, &cli)?;
+        rows.push(size_row(&t, "kbus CLI (static glibc)", cli)?);
     }
     println!(
-        "{:<32} {:>8} {:>8} {:>8} {:>8}",
-        "firmware example", "text", "data", "bss", "file"
+        "{:<24} {:<32} {:>8} {:>8} {:>8} {:>8}",
+        "program", "target", "text", "data", "bss", "file"
     );
-    for (target, text, data, bss, file, _) in &rows {
-        println!("{target:<32} {text:>8} {data:>8} {bss:>8} {file:>8}");
+    for (what, target, text, data, bss, file, _) in &rows {
+        println!("{what:<24} {target:<32} {text:>8} {data:>8} {bss:>8} {file:>8}");
     }
     for (.., exe) in &rows {
         println!("  {}", exe.display());
     }
     Ok(())
+}
+
+/// One row of `sizes`: what, target, text, data, bss, file size, path.
+type SizeRow = (&'static str, String, u64, u64, u64, u64, PathBuf);
+
+fn size_row(t: &Target, what: &'static str, exe: PathBuf) -> Result<SizeRow> {
+    let (text, data, bss) = elf_sizes(t, &exe)?;
+    let file = std::fs::metadata(&exe)?.len();
+    Ok((what, t.rust.target.clone(), text, data, bss, file, exe))
 }
 
 /// The arch's binutils tool (`size`, `readelf`): cross prefix, or the host's.
@@ -489,6 +503,25 @@ fn elf_sizes(t: &Target, exe: &Path) -> Result<(u64, u64, u64)> {
         .map(|w| w.parse().context("size output"))
         .collect::<Result<_>>()?;
     Ok((n[0], n[1], n[2]))
+}
+
+/// A std program (the CLI) must be static: no interpreter and no shared
+/// library needed (a static-pie keeps a DYNAMIC section for its own
+/// relocations). std links glibc, statically here.
+fn check_static(t: &Target, exe: &Path) -> Result<()> {
+    let out = capture_raw(Command::new(binutil(t, "readelf")).args(["-ldW"]).arg(exe))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("readelf failed on {}", exe.display());
+    }
+    if text.contains("INTERP") || text.contains("(NEEDED)") {
+        bail!(
+            "{} is dynamically linked (an INTERP header or NEEDED libraries)",
+            exe.display()
+        );
+    }
+    step(format!("{}: static", exe.display()));
+    Ok(())
 }
 
 /// The firmware must be static and carry no C library: no interpreter, no
