@@ -5,8 +5,8 @@
 //! explicit-order layouts (so every host checks all four files).
 
 use kbus_wire::{
-    Flags, Layout, Layout32Be, Layout32Le, Layout64Be, Layout64Le, Message, MessageId,
-    MessageRepr, OrigFrom,
+    Flags, Layout, Layout32Be, Layout32Le, Layout64Be, Layout64Le, Message, MessageId, MessageRepr,
+    OrigFrom,
 };
 
 const GOLDEN64: &[u8] = include_bytes!("../../guest-tests/golden/request64.bin");

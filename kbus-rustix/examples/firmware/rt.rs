@@ -80,7 +80,9 @@ mod bare {
         target_arch = "x86",
         target_arch = "s390x"
     )))]
-    compile_error!("the firmware example knows x86_64, x86, arm, aarch64, mips (o32) and s390x only");
+    compile_error!(
+        "the firmware example knows x86_64, x86, arm, aarch64, mips (o32) and s390x only"
+    );
 
     /// Called by `_start` with the initial stack pointer (argc, argv...,
     /// envp..., auxv); the arguments are not used.
