@@ -34,6 +34,9 @@ const CLI_BIN: &str = "kbus";
 /// Profile of the CLI that `cargo xtask sizes` measures.
 const CLI_SIZE_PROFILE: &str = "cli";
 
+/// The arch whose cell also runs a scripted `cargo xtask shell` session.
+const SHELL_CHECK_ARCH: Arch = Arch::Armv7;
+
 /// Bare-metal target of the no_std proof.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 
@@ -209,6 +212,12 @@ fn run_cell(r: &mut Report, cell: &Cell, module: Option<&Path>) -> CellResult {
     if cell.arch == Arch::X86_64Debug {
         // Debian's headers lack scripts/; the debug kernel's tree has them.
         r.step("kmod: checkpatch --strict", || kmod::checkpatch(&k.headers));
+    }
+    if cell.arch == SHELL_CHECK_ARCH && module.is_none() {
+        r.step(
+            format!("{name}: cargo xtask shell, scripted (kbus listen & + kbus send)"),
+            || scripted_shell(&t, &k, &ko),
+        );
     }
     let s = Instant::now();
     let res = guest_suite(&t, &k, &ko, &mut row, module.is_some());
@@ -417,10 +426,56 @@ pub fn shell(t: Target, devices: u32) -> Result<bool> {
         &k,
         Some(&ko),
         devices,
-        &Work::Interactive { tools },
+        &Work::Interactive {
+            tools,
+            script: None,
+        },
         timeout,
     )?;
     Ok(o.success())
+}
+
+/// The scripted `cargo xtask shell` session of the test run: a Listener in
+/// the background (`kbus listen &`), then `kbus send` from the same shell;
+/// what the Listener printed must be the message sent.
+const SHELL_SCRIPT: &str =
+    "kbus listen --count 1 --timeout 20 '$.Shell.Check' > out/listen.txt &\n\
+sleep 2\n\
+kbus send '$.Shell.Check' hello-from-the-shell\n\
+wait\n\
+cat out/listen.txt\n\
+grep -q hello-from-the-shell out/listen.txt; exit $?\n";
+
+/// Run [`SHELL_SCRIPT`] in `cargo xtask shell`'s guest; fails unless the
+/// session exits 0 and the Listener's line reached the host.
+fn scripted_shell(t: &Target, k: &Kernel, ko: &Path) -> Result<()> {
+    let tools = vec![Payload::new(
+        cross::bin(t, CLI_PACKAGE, CLI_BIN, "dev")?,
+        Vec::new(),
+    )];
+    let out = crate::util::target_dir().join("rig").join("shell-check");
+    let _ = std::fs::remove_dir_all(&out);
+    let work = Work::Interactive {
+        tools,
+        script: Some(SHELL_SCRIPT.to_string()),
+    };
+    let o = guest::run_work_collect(
+        t,
+        k,
+        Some(ko),
+        3,
+        &work,
+        Duration::from_secs(120),
+        Some(&out),
+    )?;
+    if !o.success() {
+        bail!("scripted shell session: {}", o.describe());
+    }
+    let got = std::fs::read_to_string(out.join("listen.txt")).unwrap_or_default();
+    if !got.contains("hello-from-the-shell") {
+        bail!("kbus listen in the shell printed {got:?}, not the message kbus send sent");
+    }
+    Ok(())
 }
 
 /// `cargo xtask demo`: the README's main job, the demo example in the x86_64 guest.

@@ -148,7 +148,8 @@ pub fn boot(
     // A terminal goes straight to QEMU (which puts it in raw mode). A script
     // is held back until the guest's shell is about to read (the console
     // would drop what arrives earlier), then fed in.
-    let script = interactive && !rustix::termios::isatty(std::io::stdin());
+    let script =
+        share.script.is_some() || (interactive && !rustix::termios::isatty(std::io::stdin()));
     cmd.stdin(if script {
         Stdio::piped()
     } else if interactive {
@@ -216,7 +217,7 @@ pub fn boot(
                     let line = String::from_utf8_lossy(&line);
                     if line.contains(SHELL_READY) {
                         if let Some(input) = script_in.take() {
-                            feed_script(input);
+                            feed_script(input, share.script.clone());
                         }
                     }
                     parse_line(line.trim_end_matches(['\n', '\r']), &mut o, start);
@@ -249,12 +250,15 @@ pub fn boot(
 /// What the interactive shell prints just before it reads its input.
 const SHELL_READY: &str = "KBUS-SHELL-READY";
 
-/// Copy our standard input (a script) to QEMU's console, then close it.
-fn feed_script(mut input: std::process::ChildStdin) {
+/// Copy `text`, or else our standard input, to QEMU's console.
+fn feed_script(mut input: std::process::ChildStdin, text: Option<String>) {
     std::thread::spawn(move || {
         // The shell starts a moment after its banner.
         std::thread::sleep(Duration::from_millis(500));
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut input);
+        let _ = match text {
+            Some(t) => input.write_all(t.as_bytes()),
+            None => std::io::copy(&mut std::io::stdin().lock(), &mut input).map(drop),
+        };
     });
 }
 

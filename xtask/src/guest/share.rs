@@ -31,7 +31,11 @@ impl Payload {
 pub enum Work {
     Bins(Vec<Payload>),
     Shell(String),
-    Interactive { tools: Vec<Payload> },
+    /// `script`: typed into the shell instead of our standard input.
+    Interactive {
+        tools: Vec<Payload>,
+        script: Option<String>,
+    },
 }
 
 fn sh_quote(s: &str) -> String {
@@ -43,6 +47,8 @@ pub struct Share {
     pub dir: PathBuf,
     /// A second share, mounted at `/mnt/project` (interactive shells).
     pub project: Option<PathBuf>,
+    /// Console input to type once the interactive shell is ready.
+    pub script: Option<String>,
 }
 
 impl Drop for Share {
@@ -78,6 +84,10 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
     let share = Share {
         dir: scratch_beside(&base.join("share")),
         project: interactive.then(crate::util::workspace_root),
+        script: match work {
+            Work::Interactive { script, .. } => script.clone(),
+            _ => None,
+        },
     };
     fs::create_dir_all(share.dir.join("bin"))?;
     let mut env = format!("KBUS_DEVICES={devices}\n");
@@ -106,7 +116,7 @@ pub fn stage(t: &Target, ko: Option<&Path>, devices: u32, work: &Work) -> Result
             script.push_str(cmd);
             script.push('\n');
         }
-        Work::Interactive { tools } => {
+        Work::Interactive { tools, .. } => {
             for b in tools {
                 link_or_copy(&b.path, &share.dir.join("bin").join(&b.name))?;
             }
