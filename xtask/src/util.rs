@@ -40,9 +40,35 @@ pub fn cargo() -> Command {
     c
 }
 
-/// Print a step header, so the log shows what the rig is doing.
+/// Print a step header in cargo's style (`    Building kbus.ko for …`), so
+/// the log shows what the rig is doing, one short line per step. Commands
+/// (`$ …`) are `Running` and shortened unless `KBUS_VERBOSE` is set.
 pub fn step(msg: impl AsRef<str>) {
-    eprintln!("xtask: {}", msg.as_ref());
+    let (verb, rest) = step_parts(msg.as_ref());
+    let color = rustix::termios::isatty(std::io::stderr());
+    if color {
+        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {rest}");
+    } else {
+        eprintln!("{verb:>12} {rest}");
+    }
+}
+
+/// The verb (first word, capitalized) and the rest of a step message.
+fn step_parts(msg: &str) -> (String, String) {
+    if let Some(cmd) = msg.strip_prefix("$ ") {
+        const MAX: usize = 150;
+        let cmd = if cmd.chars().count() > MAX && std::env::var_os("KBUS_VERBOSE").is_none() {
+            let short: String = cmd.chars().take(MAX).collect();
+            format!("{short}… (KBUS_VERBOSE=1 shows all)")
+        } else {
+            cmd.to_string()
+        };
+        return ("Running".into(), cmd);
+    }
+    let (first, rest) = msg.split_once(' ').unwrap_or((msg, ""));
+    let mut verb: String = first.chars().take(1).flat_map(char::to_uppercase).collect();
+    verb.extend(first.chars().skip(1));
+    (verb, rest.to_string())
 }
 
 fn describe(cmd: &Command) -> String {
@@ -183,6 +209,24 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
 /// Are we root? (effective user id 0)
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_parts;
+
+    #[test]
+    fn steps_read_like_cargo() {
+        assert_eq!(
+            step_parts("building kbus.ko for x86_64"),
+            ("Building".into(), "kbus.ko for x86_64".into())
+        );
+        assert_eq!(
+            step_parts("$ make -C x"),
+            ("Running".into(), "make -C x".into())
+        );
+        assert_eq!(step_parts("x"), ("X".into(), String::new()));
+    }
 }
 
 /// An exclusive `flock` on a lock file, released on drop (or when the
