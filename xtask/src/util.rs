@@ -211,24 +211,6 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::step_parts;
-
-    #[test]
-    fn steps_read_like_cargo() {
-        assert_eq!(
-            step_parts("building kbus.ko for x86_64"),
-            ("Building".into(), "kbus.ko for x86_64".into())
-        );
-        assert_eq!(
-            step_parts("$ make -C x"),
-            ("Running".into(), "make -C x".into())
-        );
-        assert_eq!(step_parts("x"), ("X".into(), String::new()));
-    }
-}
-
 /// An exclusive `flock` on a lock file, released on drop (or when the
 /// process dies): serializes xtasks that create the same cached thing.
 pub struct FileLock(#[allow(dead_code)] fs::File);
@@ -244,5 +226,23 @@ impl FileLock {
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(FileLock(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_parts;
+
+    #[test]
+    fn steps_read_like_cargo() {
+        assert_eq!(
+            step_parts("building kbus.ko for x86_64"),
+            ("Building".into(), "kbus.ko for x86_64".into())
+        );
+        assert_eq!(
+            step_parts("$ make -C x"),
+            ("Running".into(), "make -C x".into())
+        );
+        assert_eq!(step_parts("x"), ("X".into(), String::new()));
     }
 }
