@@ -33,6 +33,10 @@ fn cargo_with(t: &Target, sub: &str, build_std: &str, extra_rustflags: &[&str]) 
         // (the property tests took minutes on mipsel); opt-level 1 keeps
         // debug assertions and overflow checks.
         .env("CARGO_PROFILE_DEV_OPT_LEVEL", "1")
+        // Panics in a guest still name file and line; full debuginfo for
+        // six targets' std and ~40 test binaries cost minutes of a cold run
+        // (and MBs over 9p) for nothing the rig reads.
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         // These would override the per-target rustflags below.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
