@@ -1,0 +1,323 @@
+//! The Zenoh transport: one link to a Zenoh network of any number of
+//! bridges.
+//!
+//! | KBUS | Zenoh |
+//! |---|---|
+//! | Announcement | `put` on the name's key ([`crate::keys`]), congestion control *block* |
+//! | Replier binding on a device | a queryable on the binding's key (complete) and a liveliness token `kbus-replier/<net>/<binder>/…` |
+//! | Request to a remote Replier | a `get` on the name's key (a Stateful Request: to all matching queryables, only the one behind `final_to` answers) |
+//! | its Reply (or KBUS's synthetic answer) | the query's reply |
+//! | Replier gone (token deleted, its bridge died) | remote bridges unbind their proxy; a query that ends without a reply is answered `$.KBUS.Replier.GoneAway` |
+//!
+//! Every payload is the Limpet frame of the message ([`crate::frame`]), so
+//! ids, flags, `orig_from` and `final_to` cross unchanged. Our own puts,
+//! queries and tokens are not delivered back to us.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kbus_wire::MessageId;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, Query, QueryTarget, Queryable, Reply};
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::{Config, Session};
+
+use crate::frame::{self, BIND_EVENT_NAME};
+use crate::keys;
+use crate::relay::{bind_event, Input, LinkId};
+use crate::Msg;
+
+/// How to join the Zenoh network.
+#[derive(Debug, Clone, Default)]
+pub struct ZenohOptions {
+    /// A Zenoh configuration file (JSON5); the options below are applied
+    /// on top of it.
+    pub config: Option<PathBuf>,
+    /// Endpoints to connect to (`tcp/127.0.0.1:7447`, `unixsock-stream/…`).
+    pub connect: Vec<String>,
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Keep multicast scouting on (off by default: peers are the endpoints
+    /// given).
+    pub multicast: bool,
+}
+
+/// A query we answer, waiting for its Reply from the device.
+type Pending = Arc<Mutex<HashMap<MessageId, Query>>>;
+
+/// How long a query may wait for its answer. KBUS has no timeout: a
+/// Request waits for its Replier however long it takes, so this is only a
+/// bound against leaks; the link or the answering bridge going away ends a
+/// query much sooner.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Build the session configuration.
+pub fn config(opts: &ZenohOptions) -> Result<Config, String> {
+    let mut c = match &opts.config {
+        Some(p) => {
+            Config::from_file(p).map_err(|e| format!("zenoh config {}: {e}", p.display()))?
+        }
+        None => Config::default(),
+    };
+    let set = |c: &mut Config, k: &str, v: String| {
+        c.insert_json5(k, &v)
+            .map_err(|e| format!("zenoh config {k} = {v}: {e}"))
+    };
+    if opts.config.is_none() {
+        set(&mut c, "mode", "\"peer\"".into())?;
+    }
+    if !opts.multicast {
+        set(&mut c, "scouting/multicast/enabled", "false".into())?;
+    }
+    let list = |v: &[String]| {
+        let items: Vec<String> = v.iter().map(|e| format!("\"{e}\"")).collect();
+        format!("[{}]", items.join(","))
+    };
+    if !opts.connect.is_empty() {
+        set(&mut c, "connect/endpoints", list(&opts.connect))?;
+    }
+    if !opts.listen.is_empty() {
+        set(&mut c, "listen/endpoints", list(&opts.listen))?;
+    }
+    Ok(c)
+}
+
+/// Run the link until the session fails: messages from the core arrive on
+/// `from_core`, what Zenoh delivers goes to the core on `to_core`.
+pub async fn run(
+    link: LinkId,
+    opts: ZenohOptions,
+    net_id: u32,
+    listen_name: Vec<u8>,
+    to_core: UnboundedSender<Input>,
+    mut from_core: UnboundedReceiver<Msg>,
+    verbose: u8,
+) -> Result<(), String> {
+    let session = zenoh::open(config(&opts)?)
+        .await
+        .map_err(|e| format!("zenoh open: {e}"))?;
+    if verbose > 0 {
+        eprintln!("kbus-bridge: zenoh session {} up", session.zid());
+    }
+    let sub_key = keys::name_to_key(&listen_name)
+        .ok_or_else(|| format!("no key for {}", String::from_utf8_lossy(&listen_name)))?;
+    let tx = to_core.clone();
+    let _subscriber = session
+        .declare_subscriber(sub_key)
+        .allowed_origin(Locality::Remote)
+        .callback(
+            move |sample| match frame::decode(&sample.payload().to_bytes()) {
+                Ok(msg) => {
+                    let _ = tx.send(Input::FromLink { link, msg });
+                }
+                Err(e) => eprintln!(
+                    "kbus-bridge: zenoh: bad sample on {}: {e}",
+                    sample.key_expr()
+                ),
+            },
+        )
+        .await
+        .map_err(|e| format!("zenoh subscriber: {e}"))?;
+
+    // Tokens we declared ourselves, not to be taken for remote Repliers.
+    let ours: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let tx = to_core.clone();
+    let ours_cb = ours.clone();
+    let _tokens = session
+        .liveliness()
+        .declare_subscriber(format!("{}/**", keys::REPLIER_PREFIX))
+        .history(true)
+        .callback(move |sample| {
+            let key = sample.key_expr().as_str();
+            if lock(&ours_cb).contains(key) {
+                return;
+            }
+            let Some((net, binder, name)) = keys::parse_replier_token(key) else {
+                return;
+            };
+            if net == net_id {
+                return;
+            }
+            let mut ev = bind_event(sample.kind() == SampleKind::Put, binder, &name);
+            ev.set_id(MessageId::new(net, 0));
+            let _ = tx.send(Input::FromLink { link, msg: ev });
+        })
+        .await
+        .map_err(|e| format!("zenoh liveliness subscriber: {e}"))?;
+
+    let _ = to_core.send(Input::LinkUp { link, peer: None });
+
+    let pending: Pending = Arc::default();
+    let mut repliers: HashMap<(Vec<u8>, u32), (Queryable<()>, LivelinessToken, String)> =
+        HashMap::new();
+    while let Some(msg) = from_core.recv().await {
+        let name = msg.name_bytes().to_vec();
+        let Some(key) = keys::name_to_key(&name) else {
+            continue;
+        };
+        if name == BIND_EVENT_NAME {
+            let Ok(ev) = msg.view().bind_event() else {
+                continue;
+            };
+            let bound = ev.name_bytes().to_vec();
+            let Some(qkey) = keys::name_to_key(&bound) else {
+                continue;
+            };
+            let id = (bound.clone(), ev.binder());
+            if !ev.is_bind() {
+                if let Some((_q, _t, token_key)) = repliers.remove(&id) {
+                    lock(&ours).remove(&token_key);
+                }
+                continue;
+            }
+            if repliers.contains_key(&id) {
+                continue;
+            }
+            let origin = match msg.id().network_id {
+                0 => net_id,
+                n => n,
+            };
+            let Some(token_key) = keys::replier_token(origin, ev.binder(), &bound) else {
+                continue;
+            };
+            let q = declare_queryable(&session, qkey, link, net_id, &to_core, &pending).await?;
+            lock(&ours).insert(token_key.clone());
+            let token = session
+                .liveliness()
+                .declare_token(token_key.clone())
+                .await
+                .map_err(|e| format!("zenoh token: {e}"))?;
+            repliers.insert(id, (q, token, token_key));
+        } else if msg.is_request() && msg.wants_us_to_reply() {
+            query(&session, key, &msg, link, &to_core).await;
+        } else if msg.is_reply() {
+            let query = lock(&pending).remove(&msg.in_reply_to());
+            if let Some(query) = query {
+                let ke = query.key_expr().clone();
+                if let Err(e) = query.reply(ke, frame::encode(&msg)).await {
+                    eprintln!("kbus-bridge: zenoh reply: {e}");
+                }
+            }
+        } else if let Err(e) = session
+            .put(key, frame::encode(&msg))
+            .congestion_control(CongestionControl::Block)
+            .await
+        {
+            eprintln!("kbus-bridge: zenoh put: {e}");
+        }
+    }
+    let _ = to_core.send(Input::LinkDown { link });
+    Ok(())
+}
+
+async fn declare_queryable(
+    session: &Session,
+    key: String,
+    link: LinkId,
+    net_id: u32,
+    to_core: &UnboundedSender<Input>,
+    pending: &Pending,
+) -> Result<Queryable<()>, String> {
+    let tx = to_core.clone();
+    let pending = pending.clone();
+    session
+        .declare_queryable(key)
+        .complete(true)
+        .allowed_origin(Locality::Remote)
+        .callback(move |query| {
+            let Some(payload) = query.payload() else {
+                return;
+            };
+            let msg = match frame::decode(&payload.to_bytes()) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("kbus-bridge: zenoh: bad query on {}: {e}", query.key_expr());
+                    return;
+                }
+            };
+            // A Stateful Request goes to every matching queryable; only the
+            // bridge its final_to names takes it (the others drop the
+            // query, which then ends with that one's reply).
+            let final_net = msg.final_to().network_id;
+            if msg.is_stateful_request() && final_net != 0 && final_net != net_id {
+                return;
+            }
+            lock(&pending).insert(msg.id(), query);
+            let _ = tx.send(Input::FromLink { link, msg });
+        })
+        .await
+        .map_err(|e| format!("zenoh queryable: {e}"))
+}
+
+/// Ends a query's bookkeeping: if the query ends without an answer, the
+/// core hears [`Input::RequestLost`].
+struct QueryEnd {
+    answered: AtomicBool,
+    link: LinkId,
+    request: MessageId,
+    tx: UnboundedSender<Input>,
+}
+
+impl Drop for QueryEnd {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Acquire) {
+            let _ = self.tx.send(Input::RequestLost {
+                link: self.link,
+                request: self.request,
+            });
+        }
+    }
+}
+
+async fn query(
+    session: &Session,
+    key: String,
+    msg: &Msg,
+    link: LinkId,
+    to_core: &UnboundedSender<Input>,
+) {
+    let end = QueryEnd {
+        answered: AtomicBool::new(false),
+        link,
+        request: msg.id(),
+        tx: to_core.clone(),
+    };
+    let target = if msg.is_stateful_request() {
+        QueryTarget::All
+    } else {
+        QueryTarget::BestMatching
+    };
+    let result = session
+        .get(key)
+        .payload(frame::encode(msg))
+        .target(target)
+        .consolidation(ConsolidationMode::None)
+        .allowed_destination(Locality::Remote)
+        .congestion_control(CongestionControl::Block)
+        .timeout(QUERY_TIMEOUT)
+        .callback(move |reply: Reply| {
+            let Ok(sample) = reply.result() else {
+                return;
+            };
+            let Ok(answer) = frame::decode(&sample.payload().to_bytes()) else {
+                return;
+            };
+            if !end.answered.swap(true, Ordering::AcqRel) {
+                let _ = end.tx.send(Input::FromLink { link, msg: answer });
+            }
+        })
+        .await;
+    if let Err(e) = result {
+        // The callback (and so the QueryEnd) was dropped: RequestLost sent.
+        eprintln!("kbus-bridge: zenoh get: {e}");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
