@@ -321,3 +321,131 @@ async fn query(
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two Zenoh links over loopback TCP, with the cores played by the test
+    //! (no KBUS device needed).
+
+    use super::*;
+    use crate::msg_from_repr;
+    use kbus_wire::{Flags, MessageRepr};
+    use tokio::sync::mpsc::unbounded_channel;
+
+    struct End {
+        to_core: UnboundedReceiver<Input>,
+        from_core: Option<UnboundedSender<Msg>>,
+    }
+
+    fn start(net: u32, listen: &[&str], connect: &[&str]) -> End {
+        let (tx, to_core) = unbounded_channel();
+        let (from_core, rx) = unbounded_channel();
+        let opts = ZenohOptions {
+            connect: connect.iter().map(|s| s.to_string()).collect(),
+            listen: listen.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        tokio::spawn(run(0, opts, net, b"$.*".to_vec(), tx, rx, 0));
+        End {
+            to_core,
+            from_core: Some(from_core),
+        }
+    }
+
+    impl End {
+        fn send(&self, m: Msg) {
+            self.from_core.as_ref().unwrap().send(m).unwrap();
+        }
+        async fn next(&mut self) -> Input {
+            tokio::time::timeout(Duration::from_secs(10), self.to_core.recv())
+                .await
+                .expect("an input within 10 s")
+                .expect("link running")
+        }
+        async fn next_msg(&mut self) -> Msg {
+            match self.next().await {
+                Input::FromLink { msg, .. } => msg,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn two_links_exchange_binds_requests_replies_and_announcements() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut a = start(1, &["tcp/127.0.0.1:17391"], &[]);
+            let mut b = start(2, &[], &["tcp/127.0.0.1:17391"]);
+            assert!(matches!(a.next().await, Input::LinkUp { peer: None, .. }));
+            assert!(matches!(b.next().await, Input::LinkUp { peer: None, .. }));
+
+            // A Replier binding on B's device: A hears of it.
+            let mut ev = bind_event(true, 5, b"$.Svc.*");
+            ev.set_id(MessageId::new(2, 9));
+            b.send(ev);
+            let got = a.next_msg().await;
+            let e = got.view().bind_event().unwrap();
+            assert!(e.is_bind());
+            assert_eq!((e.binder(), e.name()), (5, "$.Svc.*"));
+            assert_eq!(got.id().network_id, 2);
+
+            // A Request from A's device: B gets it byte for byte.
+            let mut r = MessageRepr::request("$.Svc.Echo", b"ping");
+            r.flags = r.flags | Flags::WANT_YOU_TO_REPLY;
+            r.id = MessageId::new(1, 7);
+            r.from = 10;
+            let req = msg_from_repr(&r);
+            a.send(req.clone());
+            assert_eq!(b.next_msg().await, req);
+            // Its Reply goes back as the query's reply.
+            let mut rep = MessageRepr::announcement("$.Svc.Echo", b"pong");
+            rep.in_reply_to = req.id();
+            rep.to = 20;
+            rep.id = MessageId::new(2, 11);
+            let reply = msg_from_repr(&rep);
+            b.send(reply.clone());
+            assert_eq!(a.next_msg().await, reply);
+
+            // Announcements (after the subscription has reached A).
+            let ann = msg_from_repr(&MessageRepr::announcement("$.News.Today", b"x"));
+            let got = loop {
+                a.send(ann.clone());
+                match tokio::time::timeout(Duration::from_millis(300), b.to_core.recv()).await {
+                    Ok(Some(Input::FromLink { msg, .. })) => break msg,
+                    Ok(other) => panic!("{other:?}"),
+                    Err(_) => continue,
+                }
+            };
+            assert_eq!(got, ann);
+
+            // A Request in flight when B goes away: A hears it is lost,
+            // and that the Replier is gone.
+            let mut r2 = r;
+            r2.id = MessageId::new(1, 8);
+            a.send(msg_from_repr(&r2));
+            let _ = b.next_msg().await;
+            drop(b.from_core.take());
+            let mut lost = false;
+            let mut unbound = false;
+            while !(lost && unbound) {
+                match a.next().await {
+                    Input::RequestLost { request, .. } => {
+                        assert_eq!(request, MessageId::new(1, 8));
+                        lost = true;
+                    }
+                    Input::FromLink { msg, .. } => {
+                        let e = msg.view().bind_event().unwrap();
+                        assert!(!e.is_bind());
+                        unbound = true;
+                    }
+                    Input::LinkUp { .. } | Input::LinkDown { .. } => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        });
+    }
+}
