@@ -12,6 +12,7 @@
 //! * [`limpet`]: the §11 transport over TCP or a Unix socket.
 //! * [`zenoh_link`]: the Zenoh transport (puts, queryables and queries,
 //!   liveliness tokens).
+//! * [`bench`]: the plain-Zenoh baseline of the bridge bench.
 //! * [`bridge`]: the tokio driver that connects a local Ksock, the core and
 //!   any number of links.
 //!
@@ -19,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod bridge;
 pub mod frame;
 pub mod keys;

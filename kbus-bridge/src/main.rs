@@ -31,7 +31,14 @@ Joins the KBUS device /dev/kbus<N> to other devices: over Zenoh (any of
   --limpet-server <ADDR>, --limpet-client <ADDR>   the same in one option
   --version, --help";
 
-fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
+/// What to run.
+enum Run {
+    Bridge(Options),
+    /// The plain-Zenoh baseline of the bench (hidden).
+    Bench(String, ZenohOptions, u64, u64),
+}
+
+fn parse(args: Vec<String>) -> Result<Option<Run>, String> {
     let mut bus = 0;
     let mut id = None;
     let mut message = "$.*".to_string();
@@ -40,6 +47,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut use_zenoh = false;
     let mut limpets = Vec::new();
     let mut address: Option<String> = None;
+    let mut bench = None;
     let mut it = args.into_iter();
     let num = |v: Option<String>, what: &str| -> Result<u32, String> {
         v.ok_or_else(|| format!("{what} needs a value"))?
@@ -79,6 +87,15 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
                 use_zenoh = true;
             }
             "--zenoh" => use_zenoh = true,
+            "--zenoh-bench" => {
+                let role = it.next().ok_or("--zenoh-bench serve|run [N M]")?;
+                let (n, m) = if role == "run" {
+                    (num(it.next(), "N")?, num(it.next(), "M")?)
+                } else {
+                    (0, 0)
+                };
+                bench = Some((role, u64::from(n), u64::from(m)));
+            }
             "--multicast" => zenoh.multicast = true,
             "-s" | "--server" | "-server" | "-c" | "--client" | "-client" => {
                 let addr = address
@@ -99,6 +116,9 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             _ if !a.starts_with('-') && address.is_none() => address = Some(a),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
+    }
+    if let Some((role, n, m)) = bench {
+        return Ok(Some(Run::Bench(role, zenoh, n, m)));
     }
     if let Some(a) = address {
         return Err(format!("{a}: say --server or --client"));
@@ -127,13 +147,13 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         links.push(LinkSpec::Zenoh(zenoh));
     }
     links.extend(limpets.into_iter().map(LinkSpec::Limpet));
-    Ok(Some(Options {
+    Ok(Some(Run::Bridge(Options {
         bus,
         net_id,
         message,
         verbose,
         links,
-    }))
+    })))
 }
 
 fn main() -> ExitCode {
@@ -156,7 +176,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(bridge::run(opts)) {
+    let result = match opts {
+        Run::Bridge(o) => rt.block_on(bridge::run(o)),
+        Run::Bench(role, z, n, m) => rt.block_on(kbus_bridge::bench::main(&role, z, n, m)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kbus-bridge: {e}");

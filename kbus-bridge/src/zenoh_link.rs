@@ -81,7 +81,9 @@ pub fn config(opts: &ZenohOptions) -> Result<Config, String> {
     if !opts.connect.is_empty() {
         set(&mut c, "connect/endpoints", list(&opts.connect))?;
     }
-    if !opts.listen.is_empty() {
+    if !opts.listen.is_empty() || opts.config.is_none() {
+        // Without --listen a peer listens nowhere (Zenoh's default would be
+        // every IPv6 and IPv4 address on a random port).
         set(&mut c, "listen/endpoints", list(&opts.listen))?;
     }
     Ok(c)
