@@ -30,7 +30,10 @@ fn bridge_exe() -> PathBuf {
 }
 
 /// A running bridge, killed on drop.
-struct Bridge(Child);
+struct Bridge {
+    child: Child,
+    bus: u32,
+}
 
 impl Bridge {
     fn start(bus: u32, args: &[&str]) -> Bridge {
@@ -39,7 +42,7 @@ impl Bridge {
             .args(args)
             .spawn()
             .expect("spawn kbus-bridge");
-        Bridge(child)
+        Bridge { child, bus }
     }
 
     fn zenoh(bus: u32, id: u32, listen: &[u16], connect: &[u16]) -> Bridge {
@@ -57,14 +60,20 @@ impl Bridge {
     }
 
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Bridge {
+    /// Kill it, and turn off the device-wide REPORTREPLIERBINDS it turned
+    /// on, so that the tests that run after this file find the devices as
+    /// they were (one bridge per device at a time here).
     fn drop(&mut self) {
         self.kill();
+        if let Ok(k) = Ksock::open(self.bus, Mode::ReadWrite) {
+            let _ = k.report_replier_binds(false);
+        }
     }
 }
 
@@ -304,6 +313,27 @@ fn zenoh_bridge_killed_mid_request_answers() {
     assert_eq!(answer.name(), "$.KBUS.Replier.GoneAway");
     nothing_more(&requester, "exactly one answer");
     wait_no_replier(0, "$.Svc.Hang");
+}
+
+/// The requester's own bridge dies: its KBUS answers (`Ignored`: the
+/// bridge had taken the Request as proxy Replier).
+#[test]
+fn zenoh_requesters_bridge_killed_answers() {
+    let (mut b0, _b1) = pair(17446);
+    let replier = open(1);
+    replier.bind("$.Svc.Hang2", Role::Replier).unwrap();
+    wait_for_replier(0, "$.Svc.Hang2");
+    let requester = open(0);
+    let mut buf = vec![0u8; BUF];
+    let id = requester
+        .send_msg(&MessageRepr::request("$.Svc.Hang2", b"?"))
+        .unwrap();
+    recv(&replier, &mut buf);
+    b0.kill();
+    let answer = recv(&requester, &mut buf);
+    assert_eq!(answer.in_reply_to(), id);
+    assert_eq!(answer.name(), "$.KBUS.Replier.Ignored");
+    nothing_more(&requester, "exactly one answer");
 }
 
 /// Each Listener sees every sender's messages in that sender's order, once.

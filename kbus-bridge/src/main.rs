@@ -165,8 +165,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // One worker for the bridge's own tasks: handing a message from the
+    // Ksock reader to the core to a link is then a local wake-up, not a
+    // cross-CPU one (Zenoh runs its own I/O threads, and needs a
+    // multi-thread runtime).
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
     {
