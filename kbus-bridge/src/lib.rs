@@ -12,7 +12,7 @@
 //! * [`limpet`]: the §11 transport over TCP or a Unix socket.
 //! * [`zenoh_link`]: the Zenoh transport (puts, queryables and queries,
 //!   liveliness tokens).
-//! * [`bench`]: the plain-Zenoh baseline of the bridge bench.
+//! * [`bench`](mod@bench): the plain-Zenoh baseline of the bridge bench.
 //! * [`bridge`]: the tokio driver that connects a local Ksock, the core and
 //!   any number of links.
 //!

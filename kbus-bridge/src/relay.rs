@@ -210,7 +210,7 @@ impl Relay {
                     });
                 }
             }
-            Input::FromLink { link, msg } => self.from_link(link, msg, &mut out),
+            Input::FromLink { link, msg } => self.remote(link, msg, &mut out),
             Input::RequestLost { link, request } => {
                 let key = self.local_key(request);
                 if self.outstanding.get(&key).is_some_and(|o| o.link == link) {
@@ -301,7 +301,7 @@ impl Relay {
         }
     }
 
-    fn from_link(&mut self, link: LinkId, mut msg: Msg, out: &mut Vec<Action>) {
+    fn remote(&mut self, link: LinkId, mut msg: Msg, out: &mut Vec<Action>) {
         if !self.links.contains_key(&link) {
             return;
         }
@@ -399,7 +399,7 @@ impl Relay {
                 out.push(Action::UnbindProxy(name));
             }
         }
-        for (&other, _) in &self.links {
+        for &other in self.links.keys() {
             if other != link {
                 out.push(Action::ToLink {
                     link: other,

@@ -47,6 +47,10 @@ pub struct ZenohOptions {
     pub multicast: bool,
 }
 
+/// A local Replier binding served on Zenoh: its queryable, its liveliness
+/// token and the token's key, by (binding string, binder).
+type Served = HashMap<(Vec<u8>, u32), (Queryable<()>, LivelinessToken, String)>;
+
 /// A query we answer, waiting for its Reply from the device.
 type Pending = Arc<Mutex<HashMap<MessageId, Query>>>;
 
@@ -155,8 +159,7 @@ pub async fn run(
     let _ = to_core.send(Input::LinkUp { link, peer: None });
 
     let pending: Pending = Arc::default();
-    let mut repliers: HashMap<(Vec<u8>, u32), (Queryable<()>, LivelinessToken, String)> =
-        HashMap::new();
+    let mut repliers: Served = HashMap::new();
     while let Some(msg) = from_core.recv().await {
         let name = msg.name_bytes().to_vec();
         let Some(key) = keys::name_to_key(&name) else {
@@ -397,7 +400,7 @@ mod tests {
 
             // A Request from A's device: B gets it byte for byte.
             let mut r = MessageRepr::request("$.Svc.Echo", b"ping");
-            r.flags = r.flags | Flags::WANT_YOU_TO_REPLY;
+            r.flags |= Flags::WANT_YOU_TO_REPLY;
             r.id = MessageId::new(1, 7);
             r.from = 10;
             let req = msg_from_repr(&r);

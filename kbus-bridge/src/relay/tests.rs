@@ -23,7 +23,7 @@ fn request(name: &'static str, id: MessageId, from: u32, for_us: bool) -> Msg {
         r.from = from;
         r.flags = Flags::WANT_A_REPLY;
         if for_us {
-            r.flags = r.flags | Flags::WANT_YOU_TO_REPLY;
+            r.flags |= Flags::WANT_YOU_TO_REPLY;
         }
     })
 }
