@@ -375,6 +375,38 @@ mod tests {
         }
     }
 
+    /// A configuration file, with --connect/--listen applied on top;
+    /// multicast scouting off unless asked for.
+    #[test]
+    fn config_file_and_endpoints() {
+        let path = std::env::temp_dir().join(format!("kbus-zenoh-{}.json5", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{ mode: "peer", connect: { endpoints: ["tcp/127.0.0.1:1"] } }"#,
+        )
+        .unwrap();
+        let opts = ZenohOptions {
+            config: Some(path.clone()),
+            listen: vec!["tcp/127.0.0.1:17399".into()],
+            ..Default::default()
+        };
+        let c = config(&opts).unwrap();
+        let json = format!("{c}");
+        assert!(json.contains("tcp/127.0.0.1:1"), "{json}");
+        assert!(json.contains("tcp/127.0.0.1:17399"), "{json}");
+        assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(config(&opts).is_err());
+        let _ = std::fs::remove_file(&path);
+        let plain = config(&ZenohOptions {
+            multicast: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.get_json("mode").unwrap(), "\"peer\"");
+        assert_eq!(plain.get_json("listen/endpoints").unwrap(), "[]");
+    }
+
     #[test]
     fn two_links_exchange_binds_requests_replies_and_announcements() {
         let rt = tokio::runtime::Builder::new_multi_thread()
