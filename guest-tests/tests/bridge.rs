@@ -443,6 +443,33 @@ fn zenoh_triangle() {
     request_round_trip(2, 0, "$.Tri.B");
 }
 
+/// One bridge process serving /dev/kbus0 to Zenoh and to a Limpet peer at
+/// once: kbus1 —Zenoh— kbus0 —Limpet— kbus2 behaves as one bus.
+#[test]
+fn zenoh_and_limpet_in_one_process() {
+    let _b0 = Bridge::start(
+        0,
+        &[
+            "--id",
+            "1",
+            "--listen",
+            "tcp/127.0.0.1:17501",
+            "127.0.0.1:17502",
+            "--server",
+        ],
+    );
+    let _b1 = Bridge::zenoh(1, 2, &[], &[17501]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _b2 = Bridge::start(2, &["--id", "3", "127.0.0.1:17502", "--client"]);
+    for (a, b) in [(1, 2), (2, 1), (0, 1), (0, 2)] {
+        wait_linked(a, b);
+    }
+    exactly_once_everywhere(&[0, 1, 2]);
+    request_round_trip(1, 2, "$.Both.Far");
+    request_round_trip(2, 1, "$.Both.Back");
+    request_round_trip(2, 0, "$.Both.Mid");
+}
+
 #[test]
 fn limpet_server_and_client() {
     std::fs::create_dir_all("/tmp").unwrap();
