@@ -329,7 +329,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    //! Two Zenoh links over loopback TCP, with the cores played by the test
+    //! Two Zenoh links over a Unix socket, with the cores played by the test
     //! (no KBUS device needed).
 
     use super::*;
@@ -415,8 +415,13 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut a = start(1, &["tcp/127.0.0.1:17391"], &[]);
-            let mut b = start(2, &[], &["tcp/127.0.0.1:17391"]);
+            // A Unix socket named after this process: no port to collide
+            // with another run on the same machine.
+            let path = std::env::temp_dir().join(format!("kbus-zenoh-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let ep = format!("unixsock-stream/{}", path.display());
+            let mut a = start(1, &[&ep], &[]);
+            let mut b = start(2, &[], &[&ep]);
             assert!(matches!(a.next().await, Input::LinkUp { peer: None, .. }));
             assert!(matches!(b.next().await, Input::LinkUp { peer: None, .. }));
 
@@ -483,6 +488,7 @@ mod tests {
                     other => panic!("{other:?}"),
                 }
             }
+            let _ = std::fs::remove_file(&path);
         });
     }
 }
