@@ -111,6 +111,17 @@ pub fn guest_tests(t: &Target) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
+/// Build the `kbus-bridge` binary for `t` (profile dev, like the tests).
+pub fn bridge(t: &Target) -> Result<PathBuf> {
+    step(format!("building kbus-bridge for {}", t.arch));
+    let mut c = cargo(t, "build");
+    c.args(["-p", "kbus-bridge", "--bin", "kbus-bridge"]);
+    let exes = executables(c, false)?;
+    exes.into_iter()
+        .find(|e| e.file_name().is_some_and(|n| n == "kbus-bridge"))
+        .context("cargo built no kbus-bridge executable")
+}
+
 /// Integration tests of `krate` that read the repository's files at run
 /// time and so run on the host only.
 const HOST_ONLY_TESTS: &[&str] = &["fuzz_seeds"];

@@ -255,6 +255,22 @@ fn is_fault_test(exe: &Path) -> bool {
         .is_some_and(|name| FAULT_TESTS.contains(&name.as_str()))
 }
 
+/// The guest test of kbus-bridge (issue 12); it spawns the `kbus-bridge`
+/// binary staged next to it.
+const BRIDGE_TEST: &str = "bridge";
+
+/// Is `exe` (cargo's `<name>-<hash>`) the [`BRIDGE_TEST`]?
+fn is_bridge_test(exe: &Path) -> bool {
+    let stem = exe.file_name().map(|n| n.to_string_lossy().into_owned());
+    stem.and_then(|s| s.rsplit_once('-').map(|(name, _)| name.to_string()))
+        .is_some_and(|name| name == BRIDGE_TEST)
+}
+
+/// kbus-bridge (Zenoh) is cross-built for x86_64 guests only for now.
+fn runs_bridge(t: &Target) -> bool {
+    t.rust.target.starts_with("x86_64-")
+}
+
 /// Build the guest tests and examples for `t` and run them all in one boot.
 fn guest_suite(
     t: &Target,
@@ -266,8 +282,20 @@ fn guest_suite(
     let mut bins: Vec<Payload> = cross::guest_tests(t)?
         .into_iter()
         .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
+        .filter(|exe| runs_bridge(t) || !is_bridge_test(exe))
         .map(|exe| Payload::new(exe, vec!["--test-threads=1".into()]))
         .collect();
+    if runs_bridge(t) {
+        // Staged as `bin/kbus-bridge`, next to the bridge test that spawns it.
+        let exe = cross::bridge(t)?;
+        bins.insert(0, Payload::new(exe, vec!["--version".into()]));
+    } else {
+        eprintln!(
+            "xtask: NOTE: {}: guest-tests/tests/{BRIDGE_TEST}.rs does NOT run on this arch \
+             (kbus-bridge with Zenoh is cross-built for x86_64 guests only)",
+            t.arch
+        );
+    }
     if t.guest.fault_tests {
         // The debug kernel's run must include them: never pass without.
         let n = bins.iter().filter(|b| is_fault_test(&b.path)).count();

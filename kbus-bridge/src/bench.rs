@@ -1,0 +1,105 @@
+//! The baseline of the bridge bench: two plain Zenoh processes doing what a
+//! bridge hop does, without KBUS (`kbus-bridge --zenoh-bench serve|run`).
+//!
+//! `serve` counts 64-byte puts on `bench/ann` and answers queries:
+//! `bench/count` with the count so far, `bench/echo` with its payload.
+//! `run N M` puts N messages, waits until the server has counted them all,
+//! then makes M sequential echo queries, and prints
+//! `announcements/s <x>` and `round trips/s <y>`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zenoh::qos::CongestionControl;
+
+use crate::zenoh_link::{config, ZenohOptions};
+
+/// Run the `serve` or `run` side.
+pub async fn main(role: &str, opts: ZenohOptions, n: u64, m: u64) -> Result<(), String> {
+    let session = zenoh::open(config(&opts)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    match role {
+        "serve" => {
+            let count = Arc::new(AtomicU64::new(0));
+            let c = count.clone();
+            let _sub = session
+                .declare_subscriber("bench/ann")
+                .callback(move |_| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let c = count.clone();
+            let _q = session
+                .declare_queryable("bench/*")
+                .callback(move |q| {
+                    use zenoh::Wait;
+                    let payload = if q.key_expr().as_str() == "bench/count" {
+                        c.load(Ordering::Relaxed).to_le_bytes().to_vec()
+                    } else {
+                        q.payload()
+                            .map(|p| p.to_bytes().to_vec())
+                            .unwrap_or_default()
+                    };
+                    let ke = q.key_expr().clone();
+                    let _ = q.reply(ke, payload).wait();
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("serving");
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        "run" => {
+            // Wait until the server answers.
+            let start = Instant::now();
+            while ask(&session, "bench/count", vec![]).await.is_none() {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err("no bench server".into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let before = count(&session).await;
+            let payload = vec![0x5a; 64];
+            let t = Instant::now();
+            for _ in 0..n {
+                session
+                    .put("bench/ann", payload.clone())
+                    .congestion_control(CongestionControl::Block)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            while count(&session).await < before + n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let ann = n as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for _ in 0..m {
+                ask(&session, "bench/echo", payload.clone())
+                    .await
+                    .ok_or("no echo")?;
+            }
+            let rr = m as f64 / t.elapsed().as_secs_f64();
+            println!("announcements/s {ann:.0}");
+            println!("round trips/s {rr:.0}");
+            Ok(())
+        }
+        other => Err(format!("--zenoh-bench serve|run, not {other}")),
+    }
+}
+
+async fn ask(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Option<Vec<u8>> {
+    let replies = session.get(key).payload(payload).await.ok()?;
+    let reply = replies.recv_async().await.ok()?;
+    reply.result().ok().map(|s| s.payload().to_bytes().to_vec())
+}
+
+async fn count(session: &zenoh::Session) -> u64 {
+    ask(session, "bench/count", vec![])
+        .await
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}

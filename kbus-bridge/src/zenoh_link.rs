@@ -1,0 +1,494 @@
+//! The Zenoh transport: one link to a Zenoh network of any number of
+//! bridges.
+//!
+//! | KBUS | Zenoh |
+//! |---|---|
+//! | Announcement | `put` on the name's key ([`crate::keys`]), congestion control *block* |
+//! | Replier binding on a device | a queryable on the binding's key (complete) and a liveliness token `kbus-replier/<net>/<binder>/…` |
+//! | Request to a remote Replier | a `get` on the name's key (a Stateful Request: to all matching queryables, only the one behind `final_to` answers) |
+//! | its Reply (or KBUS's synthetic answer) | the query's reply |
+//! | Replier gone (token deleted, its bridge died) | remote bridges unbind their proxy; a query that ends without a reply is answered `$.KBUS.Replier.GoneAway` |
+//!
+//! Every payload is the Limpet frame of the message ([`crate::frame`]), so
+//! ids, flags, `orig_from` and `final_to` cross unchanged. Our own puts,
+//! queries and tokens are not delivered back to us.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kbus_wire::MessageId;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, Query, QueryTarget, Queryable, Reply};
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::{Config, Session};
+
+use crate::frame::{self, BIND_EVENT_NAME};
+use crate::keys;
+use crate::relay::{bind_event, Input, LinkId};
+use crate::Msg;
+
+/// How to join the Zenoh network.
+#[derive(Debug, Clone, Default)]
+pub struct ZenohOptions {
+    /// A Zenoh configuration file (JSON5); the options below are applied
+    /// on top of it.
+    pub config: Option<PathBuf>,
+    /// Endpoints to connect to (`tcp/127.0.0.1:7447`, `unixsock-stream/…`).
+    pub connect: Vec<String>,
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Keep multicast scouting on (off by default: peers are the endpoints
+    /// given).
+    pub multicast: bool,
+}
+
+/// A local Replier binding served on Zenoh: its queryable, its liveliness
+/// token and the token's key, by (binding string, binder).
+type Served = HashMap<(Vec<u8>, u32), (Queryable<()>, LivelinessToken, String)>;
+
+/// A query we answer, waiting for its Reply from the device.
+type Pending = Arc<Mutex<HashMap<MessageId, Query>>>;
+
+/// How long a query may wait for its answer. KBUS has no timeout: a
+/// Request waits for its Replier however long it takes, so this is only a
+/// bound against leaks; the link or the answering bridge going away ends a
+/// query much sooner.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Build the session configuration.
+pub fn config(opts: &ZenohOptions) -> Result<Config, String> {
+    let mut c = match &opts.config {
+        Some(p) => {
+            Config::from_file(p).map_err(|e| format!("zenoh config {}: {e}", p.display()))?
+        }
+        None => Config::default(),
+    };
+    let set = |c: &mut Config, k: &str, v: String| {
+        c.insert_json5(k, &v)
+            .map_err(|e| format!("zenoh config {k} = {v}: {e}"))
+    };
+    if opts.config.is_none() {
+        set(&mut c, "mode", "\"peer\"".into())?;
+    }
+    if !opts.multicast {
+        set(&mut c, "scouting/multicast/enabled", "false".into())?;
+    }
+    let list = |v: &[String]| {
+        let items: Vec<String> = v.iter().map(|e| format!("\"{e}\"")).collect();
+        format!("[{}]", items.join(","))
+    };
+    if !opts.connect.is_empty() {
+        set(&mut c, "connect/endpoints", list(&opts.connect))?;
+    }
+    if !opts.listen.is_empty() || opts.config.is_none() {
+        // Without --listen a peer listens nowhere (Zenoh's default would be
+        // every IPv6 and IPv4 address on a random port).
+        set(&mut c, "listen/endpoints", list(&opts.listen))?;
+    }
+    Ok(c)
+}
+
+/// Run the link until the session fails: messages from the core arrive on
+/// `from_core`, what Zenoh delivers goes to the core on `to_core`.
+pub async fn run(
+    link: LinkId,
+    opts: ZenohOptions,
+    net_id: u32,
+    listen_name: Vec<u8>,
+    to_core: UnboundedSender<Input>,
+    mut from_core: UnboundedReceiver<Msg>,
+    verbose: u8,
+) -> Result<(), String> {
+    let session = zenoh::open(config(&opts)?)
+        .await
+        .map_err(|e| format!("zenoh open: {e}"))?;
+    if verbose > 0 {
+        eprintln!("kbus-bridge: zenoh session {} up", session.zid());
+    }
+    let sub_key = keys::name_to_key(&listen_name)
+        .ok_or_else(|| format!("no key for {}", String::from_utf8_lossy(&listen_name)))?;
+    let tx = to_core.clone();
+    let _subscriber = session
+        .declare_subscriber(sub_key)
+        .allowed_origin(Locality::Remote)
+        .callback(
+            move |sample| match frame::decode(&sample.payload().to_bytes()) {
+                Ok(msg) => {
+                    let _ = tx.send(Input::FromLink { link, msg });
+                }
+                Err(e) => eprintln!(
+                    "kbus-bridge: zenoh: bad sample on {}: {e}",
+                    sample.key_expr()
+                ),
+            },
+        )
+        .await
+        .map_err(|e| format!("zenoh subscriber: {e}"))?;
+
+    // Tokens we declared ourselves, not to be taken for remote Repliers.
+    let ours: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let tx = to_core.clone();
+    let ours_cb = ours.clone();
+    let _tokens = session
+        .liveliness()
+        .declare_subscriber(format!("{}/**", keys::REPLIER_PREFIX))
+        .history(true)
+        .callback(move |sample| {
+            let key = sample.key_expr().as_str();
+            if lock(&ours_cb).contains(key) {
+                return;
+            }
+            let Some((net, binder, name)) = keys::parse_replier_token(key) else {
+                return;
+            };
+            if net == net_id {
+                return;
+            }
+            let mut ev = bind_event(sample.kind() == SampleKind::Put, binder, &name);
+            ev.set_id(MessageId::new(net, 0));
+            let _ = tx.send(Input::FromLink { link, msg: ev });
+        })
+        .await
+        .map_err(|e| format!("zenoh liveliness subscriber: {e}"))?;
+
+    let _ = to_core.send(Input::LinkUp { link, peer: None });
+
+    let pending: Pending = Arc::default();
+    let mut repliers: Served = HashMap::new();
+    while let Some(msg) = from_core.recv().await {
+        let name = msg.name_bytes().to_vec();
+        let Some(key) = keys::name_to_key(&name) else {
+            continue;
+        };
+        if name == BIND_EVENT_NAME {
+            let Ok(ev) = msg.view().bind_event() else {
+                continue;
+            };
+            let bound = ev.name_bytes().to_vec();
+            let Some(qkey) = keys::name_to_key(&bound) else {
+                continue;
+            };
+            let id = (bound.clone(), ev.binder());
+            if !ev.is_bind() {
+                if let Some((_q, _t, token_key)) = repliers.remove(&id) {
+                    lock(&ours).remove(&token_key);
+                }
+                continue;
+            }
+            if repliers.contains_key(&id) {
+                continue;
+            }
+            let origin = match msg.id().network_id {
+                0 => net_id,
+                n => n,
+            };
+            let Some(token_key) = keys::replier_token(origin, ev.binder(), &bound) else {
+                continue;
+            };
+            let q = declare_queryable(&session, qkey, link, net_id, &to_core, &pending).await?;
+            lock(&ours).insert(token_key.clone());
+            let token = session
+                .liveliness()
+                .declare_token(token_key.clone())
+                .await
+                .map_err(|e| format!("zenoh token: {e}"))?;
+            repliers.insert(id, (q, token, token_key));
+        } else if msg.is_request() && msg.wants_us_to_reply() {
+            query(&session, key, &msg, link, &to_core).await;
+        } else if msg.is_reply() {
+            let query = lock(&pending).remove(&msg.in_reply_to());
+            if let Some(query) = query {
+                let ke = query.key_expr().clone();
+                if let Err(e) = query.reply(ke, frame::encode(&msg)).await {
+                    eprintln!("kbus-bridge: zenoh reply: {e}");
+                }
+            }
+        } else if let Err(e) = session
+            .put(key, frame::encode(&msg))
+            .congestion_control(CongestionControl::Block)
+            .await
+        {
+            eprintln!("kbus-bridge: zenoh put: {e}");
+        }
+    }
+    let _ = to_core.send(Input::LinkDown { link });
+    Ok(())
+}
+
+async fn declare_queryable(
+    session: &Session,
+    key: String,
+    link: LinkId,
+    net_id: u32,
+    to_core: &UnboundedSender<Input>,
+    pending: &Pending,
+) -> Result<Queryable<()>, String> {
+    let tx = to_core.clone();
+    let pending = pending.clone();
+    session
+        .declare_queryable(key)
+        .complete(true)
+        .allowed_origin(Locality::Remote)
+        .callback(move |query| {
+            let Some(payload) = query.payload() else {
+                return;
+            };
+            let msg = match frame::decode(&payload.to_bytes()) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("kbus-bridge: zenoh: bad query on {}: {e}", query.key_expr());
+                    return;
+                }
+            };
+            // A Stateful Request goes to every matching queryable; only the
+            // bridge its final_to names takes it (the others drop the
+            // query, which then ends with that one's reply).
+            let final_net = msg.final_to().network_id;
+            if msg.is_stateful_request() && final_net != 0 && final_net != net_id {
+                return;
+            }
+            lock(&pending).insert(msg.id(), query);
+            let _ = tx.send(Input::FromLink { link, msg });
+        })
+        .await
+        .map_err(|e| format!("zenoh queryable: {e}"))
+}
+
+/// Ends a query's bookkeeping: if the query ends without an answer, the
+/// core hears [`Input::RequestLost`].
+struct QueryEnd {
+    answered: AtomicBool,
+    link: LinkId,
+    request: MessageId,
+    tx: UnboundedSender<Input>,
+}
+
+impl Drop for QueryEnd {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Acquire) {
+            let _ = self.tx.send(Input::RequestLost {
+                link: self.link,
+                request: self.request,
+            });
+        }
+    }
+}
+
+async fn query(
+    session: &Session,
+    key: String,
+    msg: &Msg,
+    link: LinkId,
+    to_core: &UnboundedSender<Input>,
+) {
+    let end = QueryEnd {
+        answered: AtomicBool::new(false),
+        link,
+        request: msg.id(),
+        tx: to_core.clone(),
+    };
+    let target = if msg.is_stateful_request() {
+        QueryTarget::All
+    } else {
+        QueryTarget::BestMatching
+    };
+    let result = session
+        .get(key)
+        .payload(frame::encode(msg))
+        .target(target)
+        .consolidation(ConsolidationMode::None)
+        .allowed_destination(Locality::Remote)
+        .congestion_control(CongestionControl::Block)
+        .timeout(QUERY_TIMEOUT)
+        .callback(move |reply: Reply| {
+            let Ok(sample) = reply.result() else {
+                return;
+            };
+            let Ok(answer) = frame::decode(&sample.payload().to_bytes()) else {
+                return;
+            };
+            if !end.answered.swap(true, Ordering::AcqRel) {
+                let _ = end.tx.send(Input::FromLink { link, msg: answer });
+            }
+        })
+        .await;
+    if let Err(e) = result {
+        // The callback (and so the QueryEnd) was dropped: RequestLost sent.
+        eprintln!("kbus-bridge: zenoh get: {e}");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two Zenoh links over a Unix socket, with the cores played by the test
+    //! (no KBUS device needed).
+
+    use super::*;
+    use crate::msg_from_repr;
+    use kbus_wire::{Flags, MessageRepr};
+    use tokio::sync::mpsc::unbounded_channel;
+
+    struct End {
+        to_core: UnboundedReceiver<Input>,
+        from_core: Option<UnboundedSender<Msg>>,
+    }
+
+    fn start(net: u32, listen: &[&str], connect: &[&str]) -> End {
+        let (tx, to_core) = unbounded_channel();
+        let (from_core, rx) = unbounded_channel();
+        let opts = ZenohOptions {
+            connect: connect.iter().map(|s| s.to_string()).collect(),
+            listen: listen.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        tokio::spawn(run(0, opts, net, b"$.*".to_vec(), tx, rx, 0));
+        End {
+            to_core,
+            from_core: Some(from_core),
+        }
+    }
+
+    impl End {
+        fn send(&self, m: Msg) {
+            self.from_core.as_ref().unwrap().send(m).unwrap();
+        }
+        async fn next(&mut self) -> Input {
+            tokio::time::timeout(Duration::from_secs(10), self.to_core.recv())
+                .await
+                .expect("an input within 10 s")
+                .expect("link running")
+        }
+        async fn next_msg(&mut self) -> Msg {
+            match self.next().await {
+                Input::FromLink { msg, .. } => msg,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A configuration file, with --connect/--listen applied on top;
+    /// multicast scouting off unless asked for.
+    #[test]
+    fn config_file_and_endpoints() {
+        let path = std::env::temp_dir().join(format!("kbus-zenoh-{}.json5", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{ mode: "peer", connect: { endpoints: ["tcp/127.0.0.1:1"] } }"#,
+        )
+        .unwrap();
+        let opts = ZenohOptions {
+            config: Some(path.clone()),
+            listen: vec!["tcp/127.0.0.1:17399".into()],
+            ..Default::default()
+        };
+        let c = config(&opts).unwrap();
+        let json = format!("{c}");
+        assert!(json.contains("tcp/127.0.0.1:1"), "{json}");
+        assert!(json.contains("tcp/127.0.0.1:17399"), "{json}");
+        assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(config(&opts).is_err());
+        let _ = std::fs::remove_file(&path);
+        let plain = config(&ZenohOptions {
+            multicast: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.get_json("mode").unwrap(), "\"peer\"");
+        assert_eq!(plain.get_json("listen/endpoints").unwrap(), "[]");
+    }
+
+    #[test]
+    fn two_links_exchange_binds_requests_replies_and_announcements() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A Unix socket named after this process: no port to collide
+            // with another run on the same machine.
+            let path = std::env::temp_dir().join(format!("kbus-zenoh-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let ep = format!("unixsock-stream/{}", path.display());
+            let mut a = start(1, &[&ep], &[]);
+            let mut b = start(2, &[], &[&ep]);
+            assert!(matches!(a.next().await, Input::LinkUp { peer: None, .. }));
+            assert!(matches!(b.next().await, Input::LinkUp { peer: None, .. }));
+
+            // A Replier binding on B's device: A hears of it.
+            let mut ev = bind_event(true, 5, b"$.Svc.*");
+            ev.set_id(MessageId::new(2, 9));
+            b.send(ev);
+            let got = a.next_msg().await;
+            let e = got.view().bind_event().unwrap();
+            assert!(e.is_bind());
+            assert_eq!((e.binder(), e.name()), (5, "$.Svc.*"));
+            assert_eq!(got.id().network_id, 2);
+
+            // A Request from A's device: B gets it byte for byte.
+            let mut r = MessageRepr::request("$.Svc.Echo", b"ping");
+            r.flags |= Flags::WANT_YOU_TO_REPLY;
+            r.id = MessageId::new(1, 7);
+            r.from = 10;
+            let req = msg_from_repr(&r);
+            a.send(req.clone());
+            assert_eq!(b.next_msg().await, req);
+            // Its Reply goes back as the query's reply.
+            let mut rep = MessageRepr::announcement("$.Svc.Echo", b"pong");
+            rep.in_reply_to = req.id();
+            rep.to = 20;
+            rep.id = MessageId::new(2, 11);
+            let reply = msg_from_repr(&rep);
+            b.send(reply.clone());
+            assert_eq!(a.next_msg().await, reply);
+
+            // Announcements (after the subscription has reached A).
+            let ann = msg_from_repr(&MessageRepr::announcement("$.News.Today", b"x"));
+            let got = loop {
+                a.send(ann.clone());
+                match tokio::time::timeout(Duration::from_millis(300), b.to_core.recv()).await {
+                    Ok(Some(Input::FromLink { msg, .. })) => break msg,
+                    Ok(other) => panic!("{other:?}"),
+                    Err(_) => continue,
+                }
+            };
+            assert_eq!(got, ann);
+
+            // A Request in flight when B goes away: A hears it is lost,
+            // and that the Replier is gone.
+            let mut r2 = r;
+            r2.id = MessageId::new(1, 8);
+            a.send(msg_from_repr(&r2));
+            let _ = b.next_msg().await;
+            drop(b.from_core.take());
+            let mut lost = false;
+            let mut unbound = false;
+            while !(lost && unbound) {
+                match a.next().await {
+                    Input::RequestLost { request, .. } => {
+                        assert_eq!(request, MessageId::new(1, 8));
+                        lost = true;
+                    }
+                    Input::FromLink { msg, .. } => {
+                        let e = msg.view().bind_event().unwrap();
+                        assert!(!e.is_bind());
+                        unbound = true;
+                    }
+                    Input::LinkUp { .. } | Input::LinkDown { .. } => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        });
+    }
+}
