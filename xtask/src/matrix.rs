@@ -195,9 +195,9 @@ pub struct CellResult {
     /// With `--module`: binaries that failed only in documented
     /// differences (spec §12–§14), with their sections.
     pub differs: Vec<String>,
-    /// Seconds from QEMU start to the first result line, when it booted.
+    /// Seconds from QEMU start to the result line (the end of the suite).
     pub boot_to_result: Option<f64>,
-    /// Seconds of the whole boot (all binaries).
+    /// Seconds of the whole guest step: building for the guest, then the boot.
     pub guest_secs: f64,
     pub error: Option<String>,
 }
@@ -207,7 +207,7 @@ pub fn table(rows: &[CellResult]) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "{:<22} {:<28} {:>5} {:>6} {:>6} {:>8} {:>7}\n",
-        "arch@suite", "kernel", "user", "passed", "failed", "1st res", "guest"
+        "arch@suite", "kernel", "user", "passed", "failed", "boot→res", "step"
     ));
     for r in rows {
         s.push_str(&format!(
