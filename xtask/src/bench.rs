@@ -74,7 +74,7 @@ pub fn guest(t: Target, extra: &[String]) -> Result<bool> {
     args.extend(criterion_args(extra));
     let work = Work::Bins(vec![Payload::new(exe, args)]);
     let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
-    let o = guest::run_work(&t, &k, Some(&ko), 3, &work, timeout)?;
+    let o = guest::run_work(&t, &k, Some(&ko), 3, &work, timeout, None)?;
     if o.bench.is_empty() {
         if o.success() {
             bail!("the {GUEST_BENCH} bench printed no summary (filtered everything out?)");

@@ -413,7 +413,7 @@ fn run_in_guest(
         kmod::check_vermagic(ko, &k.release)?;
     }
     let timeout = Duration::from_secs(timeout.unwrap_or(t.qemu.timeout_secs));
-    let o = guest::run_work_collect(&t, &k, ko.as_deref(), devices, work, timeout, out)?;
+    let o = guest::run_work(&t, &k, ko.as_deref(), devices, work, timeout, out)?;
     for (name, rc) in &o.steps {
         let verdict = if *rc == 0 { "ok" } else { "FAILED" };
         eprintln!("xtask:   {name}: {verdict} ({rc})");

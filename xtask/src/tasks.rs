@@ -330,7 +330,7 @@ fn guest_suite(
     bins.push(Payload::new(cli, vec!["--version".into()]));
     let names: Vec<String> = bins.iter().map(|b| b.name.clone()).collect();
     let timeout = Duration::from_secs(t.qemu.timeout_secs);
-    let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout)?;
+    let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout, None)?;
     row.boot_to_result = o.boot_to_result.map(|d| d.as_secs_f64());
     row.passed = o.steps.iter().filter(|(_, rc)| *rc == 0).count();
     let tags = SpecTags::load()?;
@@ -464,6 +464,7 @@ pub fn shell(t: Target, devices: u32) -> Result<bool> {
             script: None,
         },
         timeout,
+        None,
     )?;
     Ok(o.success())
 }
@@ -492,7 +493,7 @@ fn scripted_shell(t: &Target, k: &Kernel, ko: &Path) -> Result<()> {
         tools,
         script: Some(SHELL_SCRIPT.to_string()),
     };
-    let o = guest::run_work_collect(
+    let o = guest::run_work(
         t,
         k,
         Some(ko),
@@ -527,6 +528,7 @@ pub fn demo() -> Result<bool> {
         3,
         &Work::Bins(vec![Payload::new(exe, Vec::new())]),
         timeout,
+        None,
     )?;
     Ok(o.success())
 }

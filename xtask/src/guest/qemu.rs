@@ -290,21 +290,9 @@ fn parse_line(line: &str, o: &mut Outcome, start: Instant) {
     }
 }
 
-/// Boot once and run `work`; prints the verdict and timings.
+/// Boot once and run `work`; prints the verdict and timings. With `out`,
+/// what the guest wrote into `/mnt/host/out/` is copied there afterwards.
 pub fn run_work(
-    t: &Target,
-    k: &Kernel,
-    ko: Option<&Path>,
-    devices: u32,
-    work: &Work,
-    timeout: Duration,
-) -> Result<Outcome> {
-    run_work_collect(t, k, ko, devices, work, timeout, None)
-}
-
-/// [`run_work`], then copy what the guest wrote into `/mnt/host/out/` to
-/// `out` on the host.
-pub fn run_work_collect(
     t: &Target,
     k: &Kernel,
     ko: Option<&Path>,
