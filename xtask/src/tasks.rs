@@ -595,15 +595,20 @@ fn elf_sizes(t: &Target, exe: &Path) -> Result<(u64, u64, u64)> {
     Ok((n[0], n[1], n[2]))
 }
 
+/// The arch's `readelf` with `flags` on `exe`: its output.
+fn readelf(t: &Target, flags: &str, exe: &Path) -> Result<String> {
+    let out = capture_raw(Command::new(binutil(t, "readelf")).arg(flags).arg(exe))?;
+    if !out.status.success() {
+        bail!("readelf failed on {}", exe.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A std program (the CLI) must be static: no interpreter and no shared
 /// library needed (a static-pie keeps a DYNAMIC section for its own
 /// relocations). std links glibc, statically here.
 fn check_static(t: &Target, exe: &Path) -> Result<()> {
-    let out = capture_raw(Command::new(binutil(t, "readelf")).args(["-ldW"]).arg(exe))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("readelf failed on {}", exe.display());
-    }
+    let text = readelf(t, "-ldW", exe)?;
     if text.contains("INTERP") || text.contains("(NEEDED)") {
         bail!(
             "{} is dynamically linked (an INTERP header or NEEDED libraries)",
@@ -617,11 +622,7 @@ fn check_static(t: &Target, exe: &Path) -> Result<()> {
 /// The firmware must be static and carry no C library: no interpreter, no
 /// dynamic section, none of glibc's tell-tale strings.
 fn check_no_libc(t: &Target, exe: &Path) -> Result<()> {
-    let out = capture_raw(Command::new(binutil(t, "readelf")).args(["-lW"]).arg(exe))?;
-    let hdrs = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("readelf failed on {}", exe.display());
-    }
+    let hdrs = readelf(t, "-lW", exe)?;
     if hdrs.contains("INTERP") || hdrs.contains("DYNAMIC") {
         bail!(
             "{} is dynamically linked (program headers name INTERP/DYNAMIC)",
