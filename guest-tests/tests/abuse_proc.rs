@@ -105,8 +105,21 @@ fn bindings_show_pids_from_the_readers_pid_namespace() {
         assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
         assert_eq!(st, 0, "the namespace's pid 1: {}", describe_status(st));
     });
-    let inner_global: u64 = ns.chan.expect("INNER", T).parse().unwrap();
-    let sees = ns.chan.expect("SEES", T);
+    // The namespace's init says INNER after its fork, and the grandchild
+    // says SEES on the same socket: either may come first.
+    let (mut inner, mut seen) = (None, None);
+    for _ in 0..2 {
+        let line = ns.chan.hear(T);
+        if let Some(pid) = line.strip_prefix("INNER ") {
+            inner = Some(pid.parse::<u64>().expect("INNER <pid>"));
+        } else if let Some(rest) = line.strip_prefix("SEES ") {
+            seen = Some(rest.to_string());
+        } else {
+            panic!("expected INNER or SEES from the pid namespace, got {line:?}");
+        }
+    }
+    let inner_global = inner.expect("INNER from the pid namespace's init");
+    let sees = seen.expect("SEES from the pid namespace's grandchild");
     let text = ok(read_bindings_text(), "reading /proc/kbus/bindings");
     ns.chan.say("EXIT");
     ns.finish(T);

@@ -74,7 +74,15 @@ pub fn guest(t: Target, extra: &[String]) -> Result<bool> {
     args.extend(criterion_args(extra));
     let work = Work::Bins(vec![Payload::new(exe, args)]);
     let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
-    let o = guest::run_work(&t, &k, Some(&ko), 3, &work, timeout, None)?;
+    let o = guest::run_work(
+        &t,
+        &k,
+        Some(&ko),
+        3,
+        &work,
+        timeout,
+        guest::RunOptions::default(),
+    )?;
     if o.bench.is_empty() {
         if o.success() {
             bail!("the {GUEST_BENCH} bench printed no summary (filtered everything out?)");
@@ -214,7 +222,7 @@ pub fn ab(mut t: Target, o: &AbOptions, extra: &[String]) -> Result<bool> {
     link_or_copy(&a, &share.dir.join("kbus-a.ko"))?;
     link_or_copy(&b, &share.dir.join("kbus-b.ko"))?;
     let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
-    let out = guest::boot(&t, &k, &img, &share, timeout)?;
+    let out = guest::boot(&t, &k, &img, &share, timeout, guest::Console::Stream)?;
     eprintln!(
         "xtask: {arch}: {} vCPU(s), total {:.1}s: {}",
         t.qemu.smp,

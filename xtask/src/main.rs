@@ -127,6 +127,11 @@ enum Cmd {
         /// Skip the host-side checks (a developer shortcut; CI runs everything)
         #[arg(long)]
         guest_only: bool,
+        /// Guests booted at once, after all cells are built (default: one
+        /// per CPU, at most one per cell). With 1 each console streams
+        /// live; otherwise each is printed whole when its guest is done
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
     },
     /// The README's main job: boot x86_64 and run kbus-rustix's demo example
     Demo,
@@ -333,6 +338,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             kernel,
             module,
             guest_only,
+            jobs,
         } => {
             let mut cells = matrix::select(matrix, arch, kernel.as_deref())?;
             let module = module
@@ -344,7 +350,13 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             if let (Some(ko), None, None) = (&module, arch, &kernel) {
                 cells = tasks::cells_for_module(&cells, ko)?;
             }
-            Ok(exit(tasks::test(&cells, guest_only, module.as_deref())?))
+            let jobs = jobs.unwrap_or_else(|| tasks::default_jobs(cells.len()));
+            Ok(exit(tasks::test(
+                &cells,
+                guest_only,
+                module.as_deref(),
+                jobs,
+            )?))
         }
         Cmd::Demo => Ok(exit(tasks::demo()?)),
         Cmd::Shell { arch, devices } => Ok(exit(tasks::shell(arch.target()?, devices)?)),
@@ -413,7 +425,11 @@ fn run_in_guest(
         kmod::check_vermagic(ko, &k.release)?;
     }
     let timeout = Duration::from_secs(timeout.unwrap_or(t.qemu.timeout_secs));
-    let o = guest::run_work(&t, &k, ko.as_deref(), devices, work, timeout, out)?;
+    let opts = guest::RunOptions {
+        out,
+        ..Default::default()
+    };
+    let o = guest::run_work(&t, &k, ko.as_deref(), devices, work, timeout, opts)?;
     for (name, rc) in &o.steps {
         let verdict = if *rc == 0 { "ok" } else { "FAILED" };
         eprintln!("xtask:   {name}: {verdict} ({rc})");

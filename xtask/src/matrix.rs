@@ -195,9 +195,11 @@ pub struct CellResult {
     /// With `--module`: binaries that failed only in documented
     /// differences (spec §12–§14), with their sections.
     pub differs: Vec<String>,
+    /// Seconds of the cell's builds: kernel setup, kbus.ko, guest binaries.
+    pub build_secs: f64,
     /// Seconds from QEMU start to the result line (the end of the suite).
     pub boot_to_result: Option<f64>,
-    /// Seconds of the whole guest step: building for the guest, then the boot.
+    /// Seconds of the cell's guest boots (the suite, and a scripted shell).
     pub guest_secs: f64,
     pub error: Option<String>,
 }
@@ -206,17 +208,18 @@ pub struct CellResult {
 pub fn table(rows: &[CellResult]) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<22} {:<28} {:>5} {:>6} {:>6} {:>8} {:>7}\n",
-        "arch@suite", "kernel", "user", "passed", "failed", "boot→res", "step"
+        "{:<22} {:<28} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6}\n",
+        "arch@suite", "kernel", "user", "passed", "failed", "build", "boot→res", "guest"
     ));
     for r in rows {
         s.push_str(&format!(
-            "{:<22} {:<28} {:>5} {:>6} {:>6} {:>8} {:>7}\n",
+            "{:<22} {:<28} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6}\n",
             r.cell,
             r.kernel,
             format!("{}-bit", r.user_bits),
             r.passed,
             r.failed,
+            format!("{:.0}s", r.build_secs),
             r.boot_to_result
                 .map_or("-".to_string(), |b| format!("{b:.1}s")),
             format!("{:.0}s", r.guest_secs),

@@ -10,6 +10,7 @@ use crate::util::{capture, capture_raw, cargo, run, step, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The package and example names the rig builds for the guests.
@@ -40,20 +41,33 @@ const SHELL_CHECK_ARCH: Arch = Arch::Armv7;
 /// Bare-metal target of the no_std proof.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 
+/// The steps of `test` and their outcomes; the guest lanes record into it
+/// at once.
 struct Report {
-    results: Vec<(String, bool, Duration)>,
+    results: Mutex<Vec<(String, bool, Duration)>>,
+}
+
+/// Held while printing a block that must not be split by another lane's
+/// output (a guest's console with its verdicts, a step's result).
+static OUTPUT: Mutex<()> = Mutex::new(());
+
+/// [`OUTPUT`], even if a lane panicked while holding it.
+fn output_lock() -> std::sync::MutexGuard<'static, ()> {
+    lock(&OUTPUT)
 }
 
 impl Report {
     /// Run one step, time it and record the outcome.
-    fn step(&mut self, name: impl Into<String>, f: impl FnOnce() -> Result<()>) -> bool {
+    fn step(&self, name: impl Into<String>, f: impl FnOnce() -> Result<()>) -> bool {
         let start = Instant::now();
         let r = f();
         self.record(name, start, r)
     }
 
-    fn record(&mut self, name: impl Into<String>, start: Instant, r: Result<()>) -> bool {
+    fn record(&self, name: impl Into<String>, start: Instant, r: Result<()>) -> bool {
         let name = name.into();
+        let d = start.elapsed();
+        let _out = output_lock();
         let ok = match r {
             Ok(()) => true,
             Err(e) => {
@@ -61,23 +75,23 @@ impl Report {
                 false
             }
         };
-        let d = start.elapsed();
         eprintln!(
             "xtask: [{}] {name} ({:.1}s)",
             if ok { "pass" } else { "FAIL" },
             d.as_secs_f64()
         );
-        self.results.push((name, ok, d));
+        lock(&self.results).push((name, ok, d));
         ok
     }
 }
 
-/// `cargo xtask test`: host checks once, then kmod and guest tests per arch.
-/// Prints `N passed, N failed` last; Ok(false) when anything failed.
-pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>) -> Result<bool> {
+/// `cargo xtask test`: host checks once, then every cell's builds, then the
+/// cells' guests, `jobs` at a time. Prints `N passed, N failed` last;
+/// Ok(false) when anything failed.
+pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>, jobs: usize) -> Result<bool> {
     let all = Instant::now();
-    let mut r = Report {
-        results: Vec::new(),
+    let r = Report {
+        results: Mutex::new(Vec::new()),
     };
     if !guest_only {
         setup::rust_components(&["clippy", "rustfmt"])?;
@@ -102,13 +116,15 @@ pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>) -> Result<b
             no_std_proof(&["--features", "defmt"])
         });
     }
-    let mut table = Vec::new();
-    for cell in cells {
-        table.push(run_cell(&mut r, cell, module));
-    }
+    let table = if jobs <= 1 {
+        cells_in_turn(&r, cells, module)
+    } else {
+        cells_side_by_side(&r, cells, module, jobs)
+    };
 
     eprintln!("\nxtask: summary ({:.0}s)", all.elapsed().as_secs_f64());
-    for (name, ok, d) in &r.results {
+    let results = r.results.into_inner().unwrap_or_else(|e| e.into_inner());
+    for (name, ok, d) in &results {
         eprintln!(
             "  {} {name} ({:.1}s)",
             if *ok { "pass" } else { "FAIL" },
@@ -116,10 +132,16 @@ pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>) -> Result<b
         );
     }
     eprintln!("\nxtask: matrix\n{}", matrix::table(&table));
-    let passed = r.results.iter().filter(|x| x.1).count();
-    let failed = r.results.len() - passed;
+    let passed = results.iter().filter(|x| x.1).count();
+    let failed = results.len() - passed;
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
+}
+
+/// The default of `test --jobs`: one guest per CPU, at most one per cell.
+pub fn default_jobs(cells: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.min(cells).max(1)
 }
 
 /// With `--module` and no `--arch`/`--kernel`: the cells of `cells` whose
@@ -153,8 +175,30 @@ pub fn cells_for_module(cells: &[Cell], ko: &Path) -> Result<Vec<Cell>> {
     Ok(picked)
 }
 
-/// One matrix cell: its kernel and kbus.ko, then the guest suite in one boot.
-fn run_cell(r: &mut Report, cell: &Cell, module: Option<&Path>) -> CellResult {
+/// A cell whose kernel, kbus.ko and guest binaries are built: all that is
+/// left is to boot it.
+struct ReadyCell {
+    /// Its place in the matrix table.
+    index: usize,
+    name: String,
+    t: Target,
+    k: Kernel,
+    ko: PathBuf,
+    bins: Vec<Payload>,
+    row: CellResult,
+}
+
+/// What [`prepare_cell`] made of a cell.
+enum Prepared {
+    /// Boxed: a [`Target`] is large.
+    Ready(Box<ReadyCell>),
+    /// A build failed: the cell's finished row.
+    Failed(CellResult),
+}
+
+/// One matrix cell's builds: its kernel and kbus.ko (W=1), checkpatch on
+/// the debug kernel's cell, and the guest binaries.
+fn prepare_cell(r: &Report, cell: &Cell, module: Option<&Path>) -> Prepared {
     let name = cell.name();
     let mut row = CellResult {
         cell: name.clone(),
@@ -163,6 +207,7 @@ fn run_cell(r: &mut Report, cell: &Cell, module: Option<&Path>) -> CellResult {
         passed: 0,
         failed: 0,
         differs: Vec::new(),
+        build_secs: 0.0,
         boot_to_result: None,
         guest_secs: 0.0,
         error: None,
@@ -205,7 +250,8 @@ fn run_cell(r: &mut Report, cell: &Cell, module: Option<&Path>) -> CellResult {
                 Instant::now(),
                 Err(anyhow::anyhow!("not run: no kernel module")),
             );
-            return row;
+            row.build_secs = s.elapsed().as_secs_f64();
+            return Prepared::Failed(row);
         }
     };
     row.kernel = k.release.clone();
@@ -213,19 +259,158 @@ fn run_cell(r: &mut Report, cell: &Cell, module: Option<&Path>) -> CellResult {
         // Debian's headers lack scripts/; the debug kernel's tree has them.
         r.step("kmod: checkpatch --strict", || kmod::checkpatch(&k.headers));
     }
-    if cell.arch == SHELL_CHECK_ARCH && module.is_none() {
-        r.step(
+    let bins = match guest_binaries(&t) {
+        Ok(bins) => bins,
+        Err(e) => {
+            row.error = Some(format!("guest builds failed: {e:#}"));
+            row.failed = 1;
+            r.record(format!("{name}: guest tests"), Instant::now(), Err(e));
+            row.build_secs = s.elapsed().as_secs_f64();
+            return Prepared::Failed(row);
+        }
+    };
+    row.build_secs = s.elapsed().as_secs_f64();
+    Prepared::Ready(Box::new(ReadyCell {
+        index: 0,
+        name,
+        t,
+        k,
+        ko,
+        bins,
+        row,
+    }))
+}
+
+/// `test --jobs 1`: each cell's builds, then its guests, one cell after
+/// another, the consoles streamed live.
+fn cells_in_turn(r: &Report, cells: &[Cell], module: Option<&Path>) -> Vec<CellResult> {
+    let console = guest::Console::Stream;
+    cells
+        .iter()
+        .map(|cell| match prepare_cell(r, cell, module) {
+            Prepared::Ready(c) => run_cell(r, *c, console, module.is_some()),
+            Prepared::Failed(row) => row,
+        })
+        .collect()
+}
+
+/// `test --jobs N`: one thread builds the cells, one after another, at the
+/// lowest CPU priority, and `jobs` lanes boot each cell's guests as soon as
+/// it is built. A TCG guest keeps about one core busy; the builds get what
+/// the guests leave, so the guests' timing checks see hardly any build
+/// load. Each console is printed whole, with its verdicts, when its guest
+/// is done. The rows come back in the order of `cells`.
+fn cells_side_by_side(
+    r: &Report,
+    cells: &[Cell],
+    module: Option<&Path>,
+    jobs: usize,
+) -> Vec<CellResult> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<ReadyCell>();
+    let ready_rx = Mutex::new(ready_rx);
+    let rows = Mutex::new(Vec::<(usize, CellResult)>::new());
+    let vendor_module = module.is_some();
+    step(format!(
+        "{} cells: building them in turn (at nice 19), booting {jobs} guests at a time (--jobs); \
+         each console is printed when its guest is done",
+        cells.len()
+    ));
+    std::thread::scope(|scope| {
+        let rows = &rows;
+        scope.spawn(move || {
+            build_at_low_priority();
+            for index in build_order(cells) {
+                match prepare_cell(r, &cells[index], module) {
+                    Prepared::Ready(mut c) => {
+                        c.index = index;
+                        if ready_tx.send(*c).is_err() {
+                            break;
+                        }
+                    }
+                    Prepared::Failed(row) => lock(rows).push((index, row)),
+                }
+            }
+        });
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                // Holding the lock while waiting only queues the other lanes.
+                let Ok(cell) = lock(&ready_rx).recv() else {
+                    break;
+                };
+                let index = cell.index;
+                let row = run_cell(r, cell, guest::Console::Keep, vendor_module);
+                lock(rows).push((index, row));
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
+    rows.sort_by_key(|(index, _)| *index);
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// `m`'s guard, even if a lane panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Indices of `cells` in the order to build them: the first cell, then the
+/// debug kernel's (its guest takes four times any other's, so it should
+/// start early; its user space is the first cell's x86_64 one), then the
+/// rest as given.
+fn build_order(cells: &[Cell]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by_key(|&i| match (i, cells[i].arch) {
+        (0, _) => 0,
+        (_, Arch::X86_64Debug) => 1,
+        _ => 2,
+    });
+    order
+}
+
+/// Lower the calling thread's CPU priority to the least (nice 19). Linux
+/// keeps niceness per thread, and the processes a thread starts inherit
+/// it: the builds get it, while the QEMUs that the lanes start keep theirs.
+fn build_at_low_priority() {
+    let me = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(me), 19) {
+        eprintln!("xtask: NOTE: the builds run at normal priority (setpriority: {e})");
+    }
+}
+
+/// One ready cell's guests: the scripted shell (in [`SHELL_CHECK_ARCH`]'s
+/// cell), then the whole suite in one boot.
+fn run_cell(
+    r: &Report,
+    cell: ReadyCell,
+    console: guest::Console,
+    vendor_module: bool,
+) -> CellResult {
+    let ReadyCell {
+        name,
+        t,
+        k,
+        ko,
+        bins,
+        mut row,
+        ..
+    } = cell;
+    let s = Instant::now();
+    if t.arch == SHELL_CHECK_ARCH && !vendor_module {
+        let s = Instant::now();
+        let res = scripted_shell(&t, &k, &ko, console);
+        r.record(
             format!("{name}: cargo xtask shell, scripted (kbus listen & + kbus send)"),
-            || scripted_shell(&t, &k, &ko),
+            s,
+            res,
         );
     }
-    let s = Instant::now();
-    let res = guest_suite(&t, &k, &ko, &mut row, module.is_some());
+    let suite = Instant::now();
+    let res = guest_suite(&t, &k, &ko, bins, &mut row, vendor_module, console);
     row.guest_secs = s.elapsed().as_secs_f64();
     if let Err(e) = &res {
         row.error = Some(format!("{e:#}"));
     }
-    r.record(format!("{name}: guest tests"), s, res);
+    r.record(format!("{name}: guest tests"), suite, res);
     row
 }
 
@@ -276,14 +461,8 @@ fn runs_bridge(t: &Target) -> bool {
 /// The suite of the one x86_64 cell that runs the bridge test.
 const BRIDGE_SUITE: &str = "bookworm";
 
-/// Build the guest tests and examples for `t` and run them all in one boot.
-fn guest_suite(
-    t: &Target,
-    k: &setup::Kernel,
-    ko: &Path,
-    row: &mut CellResult,
-    vendor_module: bool,
-) -> Result<()> {
+/// Build the guest tests, examples and tools for `t`: the suite of one boot.
+fn guest_binaries(t: &Target) -> Result<Vec<Payload>> {
     let mut bins: Vec<Payload> = cross::guest_tests(t)?
         .into_iter()
         .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
@@ -328,9 +507,30 @@ fn guest_suite(
     let cli = cross::bin(t, CLI_PACKAGE, CLI_BIN, "dev")?;
     check_static(t, &cli)?;
     bins.push(Payload::new(cli, vec!["--version".into()]));
+    Ok(bins)
+}
+
+/// Run `bins` in one boot of `t` and judge each binary (with
+/// `vendor_module`, failures of tests tagged in spec-tags.toml are
+/// differences, not failures). A kept console is printed here, whole, with
+/// the verdicts.
+fn guest_suite(
+    t: &Target,
+    k: &setup::Kernel,
+    ko: &Path,
+    bins: Vec<Payload>,
+    row: &mut CellResult,
+    vendor_module: bool,
+    console: guest::Console,
+) -> Result<()> {
     let names: Vec<String> = bins.iter().map(|b| b.name.clone()).collect();
     let timeout = Duration::from_secs(t.qemu.timeout_secs);
-    let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout, None)?;
+    let opts = guest::RunOptions {
+        console,
+        ..Default::default()
+    };
+    let o = guest::run_work(t, k, Some(ko), 3, &Work::Bins(bins), timeout, opts)?;
+    let mut verdicts = Vec::new();
     row.boot_to_result = o.boot_to_result.map(|d| d.as_secs_f64());
     row.passed = o.steps.iter().filter(|(_, rc)| *rc == 0).count();
     let tags = SpecTags::load()?;
@@ -357,7 +557,7 @@ fn guest_suite(
                 None => "FAILED".to_string(),
             }
         };
-        eprintln!("xtask:   {}: {name}: {verdict}", t.arch);
+        verdicts.push(format!("xtask:   {}: {name}: {verdict}", t.cell()));
     }
     row.failed = real_failures;
     // A binary that never reported (guest died) is a failure too.
@@ -365,8 +565,12 @@ fn guest_suite(
         .iter()
         .filter(|n| !o.steps.iter().any(|(s, _)| s == *n))
     {
-        eprintln!("xtask:   {}: {n}: did not run to the end", t.arch);
+        verdicts.push(format!(
+            "xtask:   {}: {n}: did not run to the end",
+            t.cell()
+        ));
     }
+    print_console(t, &o, &verdicts);
     let only_differences = vendor_module
         && real_failures == 0
         && o.exit.is_some()
@@ -378,6 +582,22 @@ fn guest_suite(
         bail!("{}", o.describe());
     }
     Ok(())
+}
+
+/// A kept console of `t`'s guest (if any), then `lines`, in one block.
+fn print_console(t: &Target, o: &guest::Outcome, lines: &[String]) {
+    use std::io::Write;
+    let _out = output_lock();
+    if !o.console.is_empty() {
+        eprintln!("xtask: ---- console of the {} guest ----", t.cell());
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&o.console);
+        let _ = stdout.flush();
+        eprintln!("xtask: ---- end of the {} console ----", t.cell());
+    }
+    for l in lines {
+        eprintln!("{l}");
+    }
 }
 
 /// `name` of a cargo test binary `name-<hash>`.
@@ -464,7 +684,7 @@ pub fn shell(t: Target, devices: u32) -> Result<bool> {
             script: None,
         },
         timeout,
-        None,
+        guest::RunOptions::default(),
     )?;
     Ok(o.success())
 }
@@ -482,7 +702,7 @@ grep -q hello-from-the-shell out/listen.txt; exit $?\n";
 
 /// Run [`SHELL_SCRIPT`] in `cargo xtask shell`'s guest; fails unless the
 /// session exits 0 and the Listener's line reached the host.
-fn scripted_shell(t: &Target, k: &Kernel, ko: &Path) -> Result<()> {
+fn scripted_shell(t: &Target, k: &Kernel, ko: &Path, console: guest::Console) -> Result<()> {
     let tools = vec![Payload::new(
         cross::bin(t, CLI_PACKAGE, CLI_BIN, "dev")?,
         Vec::new(),
@@ -493,15 +713,12 @@ fn scripted_shell(t: &Target, k: &Kernel, ko: &Path) -> Result<()> {
         tools,
         script: Some(SHELL_SCRIPT.to_string()),
     };
-    let o = guest::run_work(
-        t,
-        k,
-        Some(ko),
-        3,
-        &work,
-        Duration::from_secs(120),
-        Some(&out),
-    )?;
+    let opts = guest::RunOptions {
+        out: Some(&out),
+        console,
+    };
+    let o = guest::run_work(t, k, Some(ko), 3, &work, Duration::from_secs(120), opts)?;
+    print_console(t, &o, &[]);
     if !o.success() {
         bail!("scripted shell session: {}", o.describe());
     }
@@ -528,7 +745,7 @@ pub fn demo() -> Result<bool> {
         3,
         &Work::Bins(vec![Payload::new(exe, Vec::new())]),
         timeout,
-        None,
+        guest::RunOptions::default(),
     )?;
     Ok(o.success())
 }

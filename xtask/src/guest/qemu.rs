@@ -36,6 +36,28 @@ pub struct Outcome {
     current_step: Option<String>,
     pub boot_to_result: Option<Duration>,
     pub total: Duration,
+    /// The console, with [`Console::Keep`] (empty with [`Console::Stream`]).
+    pub console: Vec<u8>,
+}
+
+/// Where a guest's console goes while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Console {
+    /// To our standard output as it comes (someone may be watching, or
+    /// typing into the guest's shell).
+    #[default]
+    Stream,
+    /// Into [`Outcome::console`], for a caller that boots several guests at
+    /// once and prints each console whole when its guest is done.
+    Keep,
+}
+
+/// The optional parts of [`run_work`].
+#[derive(Debug, Default)]
+pub struct RunOptions<'a> {
+    /// Copy what the guest wrote into `/mnt/host/out/` here afterwards.
+    pub out: Option<&'a Path>,
+    pub console: Console,
 }
 
 impl Outcome {
@@ -104,6 +126,7 @@ pub fn boot(
     initramfs: &Path,
     share: &Share,
     timeout: Duration,
+    console: Console,
 ) -> Result<Outcome> {
     let q = &t.qemu;
     let mut cmd = Command::new(&q.binary);
@@ -206,7 +229,9 @@ pub fn boot(
         }
         match rx.recv_timeout(until - now) {
             Ok(chunk) => {
-                {
+                if console == Console::Keep {
+                    o.console.extend_from_slice(&chunk);
+                } else {
                     let mut out = stdout.lock();
                     let _ = out.write_all(&chunk);
                     let _ = out.flush();
@@ -290,8 +315,8 @@ fn parse_line(line: &str, o: &mut Outcome, start: Instant) {
     }
 }
 
-/// Boot once and run `work`; prints the verdict and timings. With `out`,
-/// what the guest wrote into `/mnt/host/out/` is copied there afterwards.
+/// Boot once and run `work`; prints the verdict and timings. See
+/// [`RunOptions`] for the rest.
 pub fn run_work(
     t: &Target,
     k: &Kernel,
@@ -299,13 +324,13 @@ pub fn run_work(
     devices: u32,
     work: &Work,
     timeout: Duration,
-    out: Option<&Path>,
+    opts: RunOptions,
 ) -> Result<Outcome> {
     let img = initramfs(t, k)?;
     let share = stage(t, ko, devices, work)?;
     std::fs::create_dir_all(share.dir.join("out"))?;
-    let o = boot(t, k, &img, &share, timeout)?;
-    if let Some(out) = out {
+    let o = boot(t, k, &img, &share, timeout, opts.console)?;
+    if let Some(out) = opts.out {
         std::fs::create_dir_all(out)?;
         let mut n = 0;
         for e in std::fs::read_dir(share.dir.join("out"))? {
