@@ -85,9 +85,9 @@ impl Report {
     }
 }
 
-/// `cargo xtask test`: host checks once, then every cell's builds, then the
-/// cells' guests, `jobs` at a time. Prints `N passed, N failed` last;
-/// Ok(false) when anything failed.
+/// `cargo xtask test`: host checks once, then each cell's builds, its
+/// guests booting as soon as it is built, `jobs` guests at a time. Prints
+/// `N passed, N failed` last; Ok(false) when anything failed.
 pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>, jobs: usize) -> Result<bool> {
     let all = Instant::now();
     let r = Report {
