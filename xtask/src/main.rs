@@ -127,9 +127,10 @@ enum Cmd {
         /// Skip the host-side checks (a developer shortcut; CI runs everything)
         #[arg(long)]
         guest_only: bool,
-        /// Guests booted at once, after all cells are built (default: one
-        /// per CPU, at most one per cell). With 1 each console streams
-        /// live; otherwise each is printed whole when its guest is done
+        /// Guests booted at once, while the next cells build at nice 19
+        /// (default: one per CPU, at most one per cell). With 1, cells are
+        /// built and booted one at a time and each console streams live;
+        /// otherwise each is printed whole when its guest is done
         #[arg(long, short = 'j', value_name = "N")]
         jobs: Option<usize>,
     },

@@ -51,11 +51,6 @@ struct Report {
 /// output (a guest's console with its verdicts, a step's result).
 static OUTPUT: Mutex<()> = Mutex::new(());
 
-/// [`OUTPUT`], even if a lane panicked while holding it.
-fn output_lock() -> std::sync::MutexGuard<'static, ()> {
-    lock(&OUTPUT)
-}
-
 impl Report {
     /// Run one step, time it and record the outcome.
     fn step(&self, name: impl Into<String>, f: impl FnOnce() -> Result<()>) -> bool {
@@ -67,7 +62,7 @@ impl Report {
     fn record(&self, name: impl Into<String>, start: Instant, r: Result<()>) -> bool {
         let name = name.into();
         let d = start.elapsed();
-        let _out = output_lock();
+        let _out = lock(&OUTPUT);
         let ok = match r {
             Ok(()) => true,
             Err(e) => {
@@ -123,7 +118,7 @@ pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>, jobs: usize
     };
 
     eprintln!("\nxtask: summary ({:.0}s)", all.elapsed().as_secs_f64());
-    let results = r.results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let results = into_inner(r.results);
     for (name, ok, d) in &results {
         eprintln!(
             "  {} {name} ({:.1}s)",
@@ -178,8 +173,6 @@ pub fn cells_for_module(cells: &[Cell], ko: &Path) -> Result<Vec<Cell>> {
 /// A cell whose kernel, kbus.ko and guest binaries are built: all that is
 /// left is to boot it.
 struct ReadyCell {
-    /// Its place in the matrix table.
-    index: usize,
     name: String,
     t: Target,
     k: Kernel,
@@ -271,7 +264,6 @@ fn prepare_cell(r: &Report, cell: &Cell, module: Option<&Path>) -> Prepared {
     };
     row.build_secs = s.elapsed().as_secs_f64();
     Prepared::Ready(Box::new(ReadyCell {
-        index: 0,
         name,
         t,
         k,
@@ -306,7 +298,8 @@ fn cells_side_by_side(
     module: Option<&Path>,
     jobs: usize,
 ) -> Vec<CellResult> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<ReadyCell>();
+    // (index in `cells`, the cell)
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, ReadyCell)>();
     let ready_rx = Mutex::new(ready_rx);
     let rows = Mutex::new(Vec::<(usize, CellResult)>::new());
     let vendor_module = module.is_some();
@@ -321,9 +314,8 @@ fn cells_side_by_side(
             build_at_low_priority();
             for index in build_order(cells) {
                 match prepare_cell(r, &cells[index], module) {
-                    Prepared::Ready(mut c) => {
-                        c.index = index;
-                        if ready_tx.send(*c).is_err() {
+                    Prepared::Ready(c) => {
+                        if ready_tx.send((index, *c)).is_err() {
                             break;
                         }
                     }
@@ -334,16 +326,15 @@ fn cells_side_by_side(
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 // Holding the lock while waiting only queues the other lanes.
-                let Ok(cell) = lock(&ready_rx).recv() else {
+                let Ok((index, cell)) = lock(&ready_rx).recv() else {
                     break;
                 };
-                let index = cell.index;
                 let row = run_cell(r, cell, guest::Console::Keep, vendor_module);
                 lock(rows).push((index, row));
             });
         }
     });
-    let mut rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut rows = into_inner(rows);
     rows.sort_by_key(|(index, _)| *index);
     rows.into_iter().map(|(_, row)| row).collect()
 }
@@ -351,6 +342,11 @@ fn cells_side_by_side(
 /// `m`'s guard, even if a lane panicked while holding it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `m`'s value, even if a lane panicked while holding it.
+fn into_inner<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Indices of `cells` in the order to build them: the first cell, then the
@@ -587,7 +583,7 @@ fn guest_suite(
 /// A kept console of `t`'s guest (if any), then `lines`, in one block.
 fn print_console(t: &Target, o: &guest::Outcome, lines: &[String]) {
     use std::io::Write;
-    let _out = output_lock();
+    let _out = lock(&OUTPUT);
     if !o.console.is_empty() {
         eprintln!("xtask: ---- console of the {} guest ----", t.cell());
         let mut stdout = std::io::stdout().lock();
