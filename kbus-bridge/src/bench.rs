@@ -5,7 +5,9 @@
 //! `bench/count` with the count so far, `bench/echo` with its payload.
 //! `run N M` puts N messages, waits until the server has counted them all,
 //! then makes M sequential echo queries, and prints
-//! `announcements/s <x>` and `round trips/s <y>`.
+//! `announcements/s <x>`, `round trips/s <y>` and the CPU time the `run`
+//! process used per put while putting and waiting for the count
+//! (`publisher CPU us/put <z>`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,11 +18,11 @@ use zenoh::qos::CongestionControl;
 use crate::zenoh_link::{config, ZenohOptions};
 
 /// Run the `serve` or `run` side.
-pub async fn main(role: &str, opts: ZenohOptions, n: u64, m: u64) -> Result<(), String> {
+pub async fn main(role: String, opts: ZenohOptions, n: u64, m: u64) -> Result<(), String> {
     let session = zenoh::open(config(&opts)?)
         .await
         .map_err(|e| e.to_string())?;
-    match role {
+    match role.as_str() {
         "serve" => {
             let count = Arc::new(AtomicU64::new(0));
             let c = count.clone();
@@ -63,6 +65,7 @@ pub async fn main(role: &str, opts: ZenohOptions, n: u64, m: u64) -> Result<(), 
             }
             let before = count(&session).await;
             let payload = vec![0x5a; 64];
+            let cpu = process_cpu();
             let t = Instant::now();
             for _ in 0..n {
                 session
@@ -75,6 +78,7 @@ pub async fn main(role: &str, opts: ZenohOptions, n: u64, m: u64) -> Result<(), 
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let ann = n as f64 / t.elapsed().as_secs_f64();
+            let cpu_per_put = process_cpu().saturating_sub(cpu).as_secs_f64() * 1e6 / n as f64;
             let t = Instant::now();
             for _ in 0..m {
                 ask(&session, "bench/echo", payload.clone())
@@ -84,6 +88,7 @@ pub async fn main(role: &str, opts: ZenohOptions, n: u64, m: u64) -> Result<(), 
             let rr = m as f64 / t.elapsed().as_secs_f64();
             println!("announcements/s {ann:.0}");
             println!("round trips/s {rr:.0}");
+            println!("publisher CPU us/put {cpu_per_put:.0}");
             Ok(())
         }
         other => Err(format!("--zenoh-bench serve|run, not {other}")),
@@ -102,4 +107,24 @@ async fn count(session: &zenoh::Session) -> u64 {
         .and_then(|b| b.try_into().ok())
         .map(u64::from_le_bytes)
         .unwrap_or(0)
+}
+
+/// CPU time used so far by every thread of this process (Linux
+/// `/proc/self/task/*/schedstat`; zero where it cannot be read).
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    Duration::from_nanos(ns)
 }

@@ -165,10 +165,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // One worker for the bridge's own tasks: handing a message from the
-    // Ksock reader to the core to a link is then a local wake-up, not a
-    // cross-CPU one (Zenoh runs its own I/O threads, and needs a
-    // multi-thread runtime).
+    // One worker for all of the bridge's own tasks, the core loop included
+    // (spawned, not run by `block_on` on the main thread): handing a
+    // message from the Ksock reader to the core to a link is then a local
+    // wake-up on one thread, not a wake-up of another thread per message.
+    // (Zenoh runs its own I/O threads, and needs a multi-thread runtime.)
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -180,10 +181,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match opts {
-        Run::Bridge(o) => rt.block_on(bridge::run(o)),
-        Run::Bench(role, z, n, m) => rt.block_on(kbus_bridge::bench::main(&role, z, n, m)),
+    let task = match opts {
+        Run::Bridge(o) => rt.spawn(bridge::run(o)),
+        Run::Bench(role, z, n, m) => rt.spawn(kbus_bridge::bench::main(role, z, n, m)),
     };
+    let result = rt
+        .block_on(task)
+        .unwrap_or_else(|e| Err(format!("main task: {e}")));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
