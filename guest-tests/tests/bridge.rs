@@ -77,6 +77,48 @@ impl Drop for Bridge {
     }
 }
 
+/// What every thread of process `pid` has used so far: CPU time and
+/// context switches (voluntary or not, i.e. how often its threads slept or
+/// were preempted). For the bench's cost per message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    switches: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/task: {e}"));
+        let mut u = Usage::default();
+        for t in tasks.flatten() {
+            let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+            // schedstat: time on CPU (ns), time waiting, timeslices.
+            let ns = read("schedstat")
+                .split_whitespace()
+                .next()
+                .map(str::parse::<u64>);
+            u.cpu += Duration::from_nanos(ns.and_then(Result::ok).unwrap_or(0));
+            u.switches += read("status")
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        u
+    }
+
+    /// Per message, from `before` to now: (CPU µs, context switches).
+    fn per_msg_since(pid: u32, before: Usage, n: u32) -> (f64, f64) {
+        let now = Usage::of(pid);
+        let n = f64::from(n);
+        (
+            (now.cpu - before.cpu).as_secs_f64() * 1e6 / n,
+            (now.switches - before.switches) as f64 / n,
+        )
+    }
+}
+
 fn open(bus: u32) -> Ksock {
     Ksock::open(bus, Mode::ReadWrite).unwrap_or_else(|e| panic!("/dev/kbus{bus}: {e}"))
 }
@@ -506,6 +548,28 @@ fn limpet_server_and_client() {
 /// bridge → Zenoh → bridge → device 1), against the same between two plain
 /// Zenoh processes in the same boot (`kbus-bridge --zenoh-bench`). Prints
 /// `KBUS-BENCH:` lines; asserts only that everything arrived.
+/// Send `n` 64-byte Announcements `$.Bench.Ann` on `/dev/kbus<from>` as
+/// fast as SEND goes, then read them all from a Listener on
+/// `/dev/kbus<to>`: messages per second, first send to last read.
+fn announce_burst(from: u32, to: u32, n: u32) -> f64 {
+    let listener = open(to);
+    listener.set_max_messages(n + 10).unwrap();
+    listener.bind("$.Bench.Ann", Role::Listener).unwrap();
+    let sender = open(from);
+    let data = [0x5au8; 64];
+    let mut buf = vec![0u8; BUF];
+    let t = Instant::now();
+    for _ in 0..n {
+        sender
+            .send_msg(&MessageRepr::announcement("$.Bench.Ann", &data))
+            .unwrap();
+    }
+    for _ in 0..n {
+        assert_eq!(recv(&listener, &mut buf).data(), &data[..]);
+    }
+    f64::from(n) / t.elapsed().as_secs_f64()
+}
+
 #[test]
 fn bench_one_hop_against_plain_zenoh() {
     const N: u32 = 2000;
@@ -529,25 +593,24 @@ fn bench_one_hop_against_plain_zenoh() {
     assert!(out.status.success(), "{out:?}");
     let out = String::from_utf8_lossy(&out.stdout).into_owned();
     let (z_ann, z_rr) = (parse(&out, "announcements/s"), parse(&out, "round trips/s"));
+    let z_cpu = parse(&out, "publisher CPU us/put");
     drop(_server);
 
-    let _b = pair(17491);
-    let listener = open(1);
-    listener.set_max_messages(N + 10).unwrap();
-    listener.bind("$.Bench.Ann", Role::Listener).unwrap();
-    let sender = open(0);
+    // The same sends and reads on one device with no bridge: the
+    // ceiling of any bridge hop, since its sender and Listener run on the
+    // same vCPUs as the bridges.
+    let me = std::process::id();
+    let before = Usage::of(me);
+    let direct = announce_burst(2, 2, N);
+    let (direct_cpu, _) = Usage::per_msg_since(me, before, N);
+
+    let (b0, b1) = pair(17491);
+    let pids = [b0.child.id(), b1.child.id(), me];
+    let before = pids.map(Usage::of);
+    let k_ann = announce_burst(0, 1, N);
+    let [a, b, ends] = [0, 1, 2].map(|i| Usage::per_msg_since(pids[i], before[i], N));
     let data = [0x5au8; 64];
     let mut buf = vec![0u8; BUF];
-    let t = Instant::now();
-    for _ in 0..N {
-        sender
-            .send_msg(&MessageRepr::announcement("$.Bench.Ann", &data))
-            .unwrap();
-    }
-    for _ in 0..N {
-        assert_eq!(recv(&listener, &mut buf).data(), &data[..]);
-    }
-    let k_ann = f64::from(N) / t.elapsed().as_secs_f64();
 
     let replier = std::thread::spawn(|| {
         let r = open(1);
@@ -573,6 +636,16 @@ fn bench_one_hop_against_plain_zenoh() {
     println!(
         "KBUS-BENCH: bridge 64 B announcements/s {k_ann:.0}, plain Zenoh {z_ann:.0}: ratio {:.2}",
         k_ann / z_ann
+    );
+    println!(
+        "KBUS-BENCH: per Announcement, CPU us (context switches): sending bridge {:.0} ({:.2}), \
+         receiving bridge {:.0} ({:.2}), sender and Listener {:.0} ({:.2}); plain Zenoh publisher {z_cpu:.0}",
+        a.0, a.1, b.0, b.1, ends.0, ends.1
+    );
+    println!(
+        "KBUS-BENCH: the same 64 B Announcements on one device, no bridge: {direct:.0}/s \
+         ({direct_cpu:.0} CPU us each), {:.2} of plain Zenoh",
+        direct / z_ann
     );
     println!(
         "KBUS-BENCH: bridge Request->Reply round trips/s {k_rr:.0}, plain Zenoh {z_rr:.0}: ratio {:.2}",

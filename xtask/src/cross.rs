@@ -111,11 +111,19 @@ pub fn guest_tests(t: &Target) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
-/// Build the `kbus-bridge` binary for `t` (profile dev, like the tests).
+/// Build the `kbus-bridge` binary for `t`, optimised (profile `bridge`):
+/// its bench compares it with plain Zenoh, built the same way.
 pub fn bridge(t: &Target) -> Result<PathBuf> {
     step(format!("building kbus-bridge for {}", t.arch));
     let mut c = cargo(t, "build");
-    c.args(["-p", "kbus-bridge", "--bin", "kbus-bridge"]);
+    c.args([
+        "-p",
+        "kbus-bridge",
+        "--bin",
+        "kbus-bridge",
+        "--profile",
+        "bridge",
+    ]);
     let exes = executables(c, false)?;
     exes.into_iter()
         .find(|e| e.file_name().is_some_and(|n| n == "kbus-bridge"))
