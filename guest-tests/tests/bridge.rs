@@ -572,7 +572,8 @@ fn announce_burst(from: u32, to: u32, n: u32) -> f64 {
 
 #[test]
 fn bench_one_hop_against_plain_zenoh() {
-    const N: u32 = 2000;
+    const WARM_UP: u32 = 200;
+    const N: u32 = 4000;
     const M: u32 = 200;
     let parse = |out: &str, what: &str| -> f64 {
         out.lines()
@@ -600,11 +601,14 @@ fn bench_one_hop_against_plain_zenoh() {
     // ceiling of any bridge hop, since its sender and Listener run on the
     // same vCPUs as the bridges.
     let me = std::process::id();
+    announce_burst(2, 2, WARM_UP);
     let before = Usage::of(me);
     let direct = announce_burst(2, 2, N);
     let (direct_cpu, _) = Usage::per_msg_since(me, before, N);
 
     let (b0, b1) = pair(17491);
+    // Untimed first, as the baseline does: declarations and routes.
+    announce_burst(0, 1, WARM_UP);
     let pids = [b0.child.id(), b1.child.id(), me];
     let before = pids.map(Usage::of);
     let k_ann = announce_burst(0, 1, N);

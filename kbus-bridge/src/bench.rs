@@ -3,8 +3,9 @@
 //!
 //! `serve` counts 64-byte puts on `bench/ann` and answers queries:
 //! `bench/count` with the count so far, `bench/echo` with its payload.
-//! `run N M` puts N messages, waits until the server has counted them all,
-//! then makes M sequential echo queries, and prints
+//! `run N M` puts 200 messages untimed and waits until the server has
+//! counted them, then puts N messages and waits until the server has
+//! counted them all, then makes M sequential echo queries, and prints
 //! `announcements/s <x>`, `round trips/s <y>` and the CPU time the `run`
 //! process used per put while putting and waiting for the count
 //! (`publisher CPU us/put <z>`).
@@ -63,20 +64,12 @@ pub async fn main(role: String, opts: ZenohOptions, n: u64, m: u64) -> Result<()
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let before = count(&session).await;
             let payload = vec![0x5a; 64];
+            // Untimed first (routes, buffers), as the bridge bench does.
+            burst(&session, &payload, WARM_UP).await?;
             let cpu = process_cpu();
             let t = Instant::now();
-            for _ in 0..n {
-                session
-                    .put("bench/ann", payload.clone())
-                    .congestion_control(CongestionControl::Block)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            while count(&session).await < before + n {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            burst(&session, &payload, n).await?;
             let ann = n as f64 / t.elapsed().as_secs_f64();
             let cpu_per_put = process_cpu().saturating_sub(cpu).as_secs_f64() * 1e6 / n as f64;
             let t = Instant::now();
@@ -93,6 +86,26 @@ pub async fn main(role: String, opts: ZenohOptions, n: u64, m: u64) -> Result<()
         }
         other => Err(format!("--zenoh-bench serve|run, not {other}")),
     }
+}
+
+/// Announcements put before the timed ones.
+const WARM_UP: u64 = 200;
+
+/// Put `n` messages on `bench/ann` and wait until the server has counted
+/// them.
+async fn burst(session: &zenoh::Session, payload: &[u8], n: u64) -> Result<(), String> {
+    let before = count(session).await;
+    for _ in 0..n {
+        session
+            .put("bench/ann", payload.to_vec())
+            .congestion_control(CongestionControl::Block)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    while count(session).await < before + n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
 }
 
 async fn ask(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Option<Vec<u8>> {

@@ -1,12 +1,13 @@
 //! `bench`: the guest benches (send and read through kbus.ko), with `--ab`
-//! the A/B workloads of two kbus.ko builds in one boot, and with `--host`
-//! the host benches of kbus-wire.
+//! the A/B workloads of two kbus.ko builds in one boot, with `--bridge` the
+//! kbus-bridge bench against plain Zenoh, and with `--host` the host
+//! benches of kbus-wire.
 
 use crate::cross;
 use crate::guest::{self, Payload, Work};
 use crate::kmod;
 use crate::target::Target;
-use crate::tasks::{prepare_target, prepare_with_kmod};
+use crate::tasks::{self, prepare_target, prepare_with_kmod};
 use crate::util::{
     capture, cargo, link_or_copy, run, scratch_beside, step, target_dir, workspace_root,
 };
@@ -243,6 +244,65 @@ pub fn ab(mut t: Target, o: &AbOptions, extra: &[String]) -> Result<bool> {
         eprintln!("xtask: the {arch} A/B run failed: {}", out.describe());
     }
     Ok(out.success())
+}
+
+/// The bridge bench's test function in `guest-tests/tests/bridge.rs`.
+const BRIDGE_BENCH_TEST: &str = "bench_one_hop_against_plain_zenoh";
+
+/// `cargo xtask bench --bridge`: the bridge bench (issue 12) `rounds` times
+/// in one x86_64 boot: 64-byte Announcements and Request→Reply round trips
+/// across one kbus-bridge hop over Zenoh, each against two plain Zenoh
+/// processes measured in the same round, with the CPU time and context
+/// switches per Announcement of each process. Ok(false) if a round failed.
+pub fn bridge(t: Target, rounds: u32) -> Result<bool> {
+    if !tasks::runs_bridge(&t) {
+        bail!(
+            "the bridge bench runs in the x86_64@{} guest only (kbus-bridge with Zenoh is built for it), not {}",
+            tasks::BRIDGE_SUITE,
+            t.cell()
+        );
+    }
+    let (t, k, ko) = prepare_with_kmod(t)?;
+    let arch = t.cell();
+    let test = cross::guest_tests(&t)?
+        .into_iter()
+        .find(|e| tasks::is_bridge_test(e))
+        .context("no bridge test among the guest tests")?;
+    // Staged as `bin/kbus-bridge`, next to the test that spawns it.
+    let mut bins = vec![Payload::new(cross::bridge(&t)?, vec!["--version".into()])];
+    for _ in 0..rounds.max(1) {
+        let args = [
+            BRIDGE_BENCH_TEST,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ];
+        bins.push(Payload::new(test.clone(), args.map(String::from).to_vec()));
+    }
+    let timeout = Duration::from_secs(t.qemu.timeout_secs) + EXTRA_TIMEOUT;
+    let o = guest::run_work(
+        &t,
+        &k,
+        Some(&ko),
+        3,
+        &Work::Bins(bins),
+        timeout,
+        guest::RunOptions::default(),
+    )?;
+    if o.bench.is_empty() {
+        bail!("the bridge bench printed no summary: {}", o.describe());
+    }
+    step(format!(
+        "bridge bench: {arch} guest, {} vCPUs, kernel {}, {rounds} round(s) (QEMU TCG emulation: read the ratios)",
+        t.qemu.smp, k.release
+    ));
+    for line in &o.bench {
+        println!("  {line}");
+    }
+    if !o.success() {
+        eprintln!("xtask: the bridge bench run failed: {}", o.describe());
+    }
+    Ok(o.success())
 }
 
 #[cfg(test)]

@@ -160,12 +160,21 @@ enum Cmd {
     /// (10 Listener processes, without and with ALL_OR_WAIT; with Listener
     /// polls per message). Arguments after -- go to the guest program: the
     /// workloads to run (default all), --scale F (message counts).
+    ///
+    /// With --bridge: the kbus-bridge bench (--rounds times in one
+    /// x86_64@bookworm boot): 64-byte Announcements/s and Request→Reply
+    /// round trips/s across one bridge hop over Zenoh, each against two
+    /// plain Zenoh processes in the same round, with CPU time and context
+    /// switches per Announcement for each process.
     Bench {
         #[command(flatten)]
         arch: ArchArg,
         /// Run the host benches instead (kbus-wire parse/emit, memcpy baselines)
-        #[arg(long, conflicts_with_all = ["arch", "ab"])]
+        #[arg(long, conflicts_with_all = ["arch", "ab", "bridge"])]
         host: bool,
+        /// Run the kbus-bridge bench instead (x86_64@bookworm guest)
+        #[arg(long, conflicts_with_all = ["ab"])]
+        bridge: bool,
         /// A/B workloads: module A from kmod/ of this git revision (e.g.
         /// 2287aa2), module B from the working tree, alternating in one boot
         #[arg(long, value_name = "REV")]
@@ -173,8 +182,8 @@ enum Cmd {
         /// With --ab: build module B from this kmod source folder instead of kmod/
         #[arg(long, value_name = "DIR", requires = "ab")]
         b_src: Option<PathBuf>,
-        /// With --ab: rounds per module (A B A B …)
-        #[arg(long, default_value_t = 5, requires = "ab")]
+        /// With --ab: rounds per module (A B A B …); with --bridge: rounds
+        #[arg(long, default_value_t = 5)]
         rounds: u32,
         /// With --ab: the guest's vCPUs (default: the target's, 2 on x86_64)
         #[arg(long, value_name = "N", requires = "ab")]
@@ -364,6 +373,7 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Bench {
             arch,
             host,
+            bridge,
             ab,
             b_src,
             rounds,
@@ -373,6 +383,11 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             if host {
                 bench::host(&args)?;
                 Ok(ExitCode::SUCCESS)
+            } else if bridge {
+                let mut arch = arch;
+                arch.kernel
+                    .get_or_insert_with(|| tasks::BRIDGE_SUITE.into());
+                Ok(exit(bench::bridge(arch.target()?, rounds)?))
             } else if let Some(rev) = ab {
                 let o = bench::AbOptions {
                     rev,

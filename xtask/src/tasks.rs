@@ -441,7 +441,7 @@ fn is_fault_test(exe: &Path) -> bool {
 const BRIDGE_TEST: &str = "bridge";
 
 /// Is `exe` (cargo's `<name>-<hash>`) the [`BRIDGE_TEST`]?
-fn is_bridge_test(exe: &Path) -> bool {
+pub fn is_bridge_test(exe: &Path) -> bool {
     let stem = exe.file_name().map(|n| n.to_string_lossy().into_owned());
     stem.and_then(|s| s.rsplit_once('-').map(|(name, _)| name.to_string()))
         .is_some_and(|name| name == BRIDGE_TEST)
@@ -450,12 +450,12 @@ fn is_bridge_test(exe: &Path) -> bool {
 /// kbus-bridge (Zenoh) is cross-built for x86_64 guests only for now, and
 /// its test (about a minute) runs in one cell: it exercises user space and
 /// loopback sockets, which the other x86_64 kernels would only repeat.
-fn runs_bridge(t: &Target) -> bool {
+pub fn runs_bridge(t: &Target) -> bool {
     t.arch == Arch::X86_64 && t.suite.name == BRIDGE_SUITE
 }
 
 /// The suite of the one x86_64 cell that runs the bridge test.
-const BRIDGE_SUITE: &str = "bookworm";
+pub const BRIDGE_SUITE: &str = "bookworm";
 
 /// Build the guest tests, examples and tools for `t`: the suite of one boot.
 fn guest_binaries(t: &Target) -> Result<Vec<Payload>> {
