@@ -262,6 +262,7 @@ pub fn bridge(t: Target, rounds: u32) -> Result<bool> {
             t.cell()
         );
     }
+    let rounds = rounds.max(1);
     let (t, k, ko) = prepare_with_kmod(t)?;
     let arch = t.cell();
     let test = cross::guest_tests(&t)?
@@ -270,7 +271,7 @@ pub fn bridge(t: Target, rounds: u32) -> Result<bool> {
         .context("no bridge test among the guest tests")?;
     // Staged as `bin/kbus-bridge`, next to the test that spawns it.
     let mut bins = vec![Payload::new(cross::bridge(&t)?, vec!["--version".into()])];
-    for _ in 0..rounds.max(1) {
+    for _ in 0..rounds {
         let args = [
             BRIDGE_BENCH_TEST,
             "--exact",
