@@ -543,11 +543,6 @@ fn limpet_server_and_client() {
     }
 }
 
-/// The bench of issue 12: 64-byte Announcements per second and
-/// Request→Reply round trips per second across one bridge hop (device 0 →
-/// bridge → Zenoh → bridge → device 1), against the same between two plain
-/// Zenoh processes in the same boot (`kbus-bridge --zenoh-bench`). Prints
-/// `KBUS-BENCH:` lines; asserts only that everything arrived.
 /// Send `n` 64-byte Announcements `$.Bench.Ann` on `/dev/kbus<from>` as
 /// fast as SEND goes, then read them all from a Listener on
 /// `/dev/kbus<to>`: messages per second, first send to last read.
@@ -570,6 +565,14 @@ fn announce_burst(from: u32, to: u32, n: u32) -> f64 {
     f64::from(n) / t.elapsed().as_secs_f64()
 }
 
+/// The bench of issue 12 (`cargo xtask bench --bridge` runs it alone):
+/// 64-byte Announcements per second and Request→Reply round trips per
+/// second across one bridge hop (device 0 → bridge → Zenoh → bridge →
+/// device 1), against the same between two plain Zenoh processes in the
+/// same boot (`kbus-bridge --zenoh-bench`), with each process's CPU time
+/// and context switches per Announcement, and the same burst on one device
+/// without a bridge. Prints `KBUS-BENCH:` lines; asserts only that
+/// everything arrived.
 #[test]
 fn bench_one_hop_against_plain_zenoh() {
     const WARM_UP: u32 = 200;
