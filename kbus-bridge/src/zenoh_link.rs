@@ -271,8 +271,10 @@ impl Publishers {
 /// is declared and the subscriber's session has declared the key, the same
 /// as an exact subscription.)
 ///
-/// The callback cannot declare (it runs inside Zenoh's receive path), so
-/// it hands new keys to a task on our runtime.
+/// The callback does not declare itself: it runs inside Zenoh's receive
+/// path, and a declaration goes back into Zenoh's routing tables from
+/// there (not tried: a deadlock risk not worth taking), so it hands new
+/// keys to a task on our runtime.
 struct ReceivedKeys {
     asked: Arc<Mutex<HashSet<String>>>,
     to_declare: UnboundedSender<String>,
