@@ -11,6 +11,7 @@
 
 #include <linux/compat.h>
 #include <linux/device.h>
+#include <linux/hrtimer.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/types.h>
@@ -37,6 +38,18 @@ static inline struct class *kbus_class_create(const char *name)
 #else
 #define KBUS_DEVNODE_DEV struct device
 #endif
+
+/* hrtimer_setup() replaced hrtimer_init() and the function assignment in 6.13. */
+static inline void kbus_hrtimer_setup(struct hrtimer *timer,
+				      enum hrtimer_restart (*fn)(struct hrtimer *))
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	hrtimer_setup(timer, fn, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+#else
+	hrtimer_init(timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	timer->function = fn;
+#endif
+}
 
 /*
  * 32-bit user space on a 64-bit kernel. in_compat_syscall() exists in

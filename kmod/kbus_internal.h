@@ -10,6 +10,7 @@
 
 #include <linux/build_bug.h>
 #include <linux/device.h>
+#include <linux/hrtimer.h>
 #include <linux/ioctl.h>
 #include <linux/kref.h>
 #include <linux/list.h>
@@ -204,6 +205,13 @@ static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 #define KBUS_DEF_MAX_QUEUED_BYTES	(64U << 20)
 #define KBUS_DEF_MAX_MSGS_LIMIT		65536
 
+/* Default of the wake-up coalescing window (kbus_deliver.c), microseconds */
+#define KBUS_DEF_WAKE_COALESCE_US	200
+/* SENDs of one Ksock closer than this (more than 500/s) are a stream */
+#define KBUS_STREAM_GAP_NS		(2 * NSEC_PER_MSEC)
+/* A stream's wake-ups are held only for messages with this many copies */
+#define KBUS_COALESCE_MIN_COPIES	2
+
 /*
  * Allocations that a user's operation causes: charged to the caller's memory
  * cgroup, and failing with ENOMEM (no OOM kill, no warning splat) when the
@@ -393,6 +401,11 @@ struct kbus_ksock {
 
 	/* dev->pending_lock */
 	struct list_head pending;	/* in kbus_dev.pending while sending */
+
+	/* Wake-up coalescing (kbus_deliver.c): last_send_ns under k->lock */
+	u64 last_send_ns;		/* when this Ksock last called SEND */
+	bool received;			/* NEXTMSG or poll since then */
+	struct list_head wake_later;	/* in kbus_dev.wake_later (wake_lock) */
 };
 
 struct kbus_dev {
@@ -427,6 +440,18 @@ struct kbus_dev {
 	spinlock_t pending_lock;
 	struct list_head pending;
 	atomic_t nr_pending;
+
+	/*
+	 * Wake-up coalescing. coalesce_ns (dev->lock) is non-zero only while
+	 * a streaming sender's message is delivered: Listeners it would wake
+	 * go on wake_later instead, and wake_timer wakes them all at most
+	 * that long after the first. wake_lock (irq-safe: the timer) guards
+	 * the list; it nests inside dev->lock.
+	 */
+	u64 coalesce_ns;
+	spinlock_t wake_lock;		/* wake_later; irq-safe */
+	struct list_head wake_later;	/* kbus_ksock.wake_later */
+	struct hrtimer wake_timer;
 };
 
 /* Debug output, switched per device by the VERBOSE ioctl */
@@ -459,6 +484,7 @@ static inline bool kbus_id_eq(const struct kbus_msg_id *a,
 /* kbus_main.c */
 extern unsigned int kbus_abs_max_message_size;
 extern unsigned int kbus_max_queued_bytes;
+extern unsigned int kbus_wake_coalesce_us;
 u32 kbus_num_devices_now(void);
 struct kbus_dev *kbus_dev_get(u32 index);
 u32 kbus_next_counter(u32 *counter);
@@ -508,6 +534,11 @@ u32 kbus_find_replier(struct kbus_dev *dev, const char *name, u32 name_len);
 int kbus_report_current_binds(struct kbus_ksock *k);
 void kbus_ksock_teardown(struct kbus_ksock *k);
 void kbus_wake_writers(struct kbus_dev *dev);
+void kbus_wake_init(struct kbus_dev *dev);
+void kbus_wake_exit(struct kbus_dev *dev);
+u64 kbus_send_coalesce_ns(struct kbus_ksock *k);
+void kbus_wake_now(struct kbus_dev *dev);
+void kbus_wake_forget(struct kbus_ksock *k);
 void kbus_room_released(struct kbus_ksock *k, bool was_full);
 bool kbus_full_before_pop(const struct kbus_ksock *k);
 

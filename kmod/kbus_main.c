@@ -33,6 +33,10 @@
  *   inside kbus_dev.lock by delivery; never two at once.
  * - kbus_dev.pending_lock (spinlock): the list of Ksocks in sending state,
  *   the only ones that "wake writers" touches.
+ * - kbus_dev.wake_lock (irq-safe spinlock): the Ksocks whose wake-up a
+ *   streaming sender held back. Delivery takes it inside kbus_dev.lock;
+ *   the device's timer, SEND (after the device lock) and close take it
+ *   with no other spinlock held.
  * - kbus_table_lock (mutex): the device table and count; taken alone.
  *   /proc looks a device up under it, drops it, then takes kbus_dev.lock.
  *   Devices are never freed before module unload.
@@ -45,7 +49,8 @@
  * through. "Wake writers" walks only the Ksocks in sending state, and only
  * when a queue that was full lost a message, a reservation was released, a
  * binding went or a Replier bound; it costs one atomic read when no sender
- * waits.
+ * waits. A streaming sender's EPOLLIN wake-ups are coalesced (up to
+ * kbus_wake_coalesce_us; the rules are in kbus_deliver.c).
  *
  * Interruption: ioctl and open give ERESTARTSYS, read and write EAGAIN (as
  * the specification says); release and the device lock inside NEXTMSG and
@@ -114,6 +119,11 @@ module_param(kbus_max_msgs_limit, uint, 0644);
 MODULE_PARM_DESC(kbus_max_msgs_limit,
 		 "Ceiling of MAXMSGS; larger requests are clamped to it");
 
+unsigned int kbus_wake_coalesce_us = KBUS_DEF_WAKE_COALESCE_US;
+module_param(kbus_wake_coalesce_us, uint, 0644);
+MODULE_PARM_DESC(kbus_wake_coalesce_us,
+		 "Longest a streaming sender's wake-ups are held to batch them (us, 0: never)");
+
 static DEFINE_MUTEX(kbus_table_lock);
 static struct kbus_dev *kbus_devices[KBUS_MAX_NUM_DEVICES];
 static u32 kbus_devices_count;
@@ -163,6 +173,7 @@ static char *kbus_devnode(KBUS_DEVNODE_DEV *dev, umode_t *mode)
 
 static void kbus_dev_free(struct kbus_dev *dev)
 {
+	kbus_wake_exit(dev);
 	kbus_dev_tables_destroy(dev);
 	xa_destroy(&dev->ksocks);
 	mutex_destroy(&dev->lock);
@@ -188,6 +199,7 @@ static int kbus_dev_create(u32 limit, u32 *index)
 	INIT_LIST_HEAD(&dev->ksock_list);
 	INIT_LIST_HEAD(&dev->pending);
 	spin_lock_init(&dev->pending_lock);
+	kbus_wake_init(dev);
 	xa_init_flags(&dev->ksocks, XA_FLAGS_ALLOC1);
 	dev->max_msg_size = kbus_max_message_size;
 	err = kbus_dev_tables_init(dev);
@@ -262,6 +274,7 @@ static int kbus_open(struct inode *inode, struct file *file)
 	xa_init(&k->out_ids);
 	INIT_LIST_HEAD(&k->set_aside);
 	INIT_LIST_HEAD(&k->pending);
+	INIT_LIST_HEAD(&k->wake_later);
 	INIT_LIST_HEAD(&k->list);
 
 	if (mutex_lock_interruptible(&dev->lock)) {
@@ -301,6 +314,7 @@ static int kbus_release(struct inode *inode, struct file *file)
 	kbus_ksock_teardown(k);
 	mutex_unlock(&dev->lock);
 	mutex_unlock(&k->lock);
+	kbus_wake_forget(k);
 	put_pid(k->pid);
 	mutex_destroy(&k->lock);
 	kfree(k);
@@ -345,6 +359,9 @@ static __poll_t kbus_poll(struct file *file, poll_table *wait)
 	poll_wait(file, &k->wait, wait);
 	/* Registration before the reads below; pairs with wq_has_sleeper() */
 	smp_mb();
+	/* Waiting for something: not a streaming sender (coalescing) */
+	if (!READ_ONCE(k->received))
+		WRITE_ONCE(k->received, true);
 	if (k->writable) {
 		if (READ_ONCE(k->sending)) {
 			mutex_lock(&k->lock);

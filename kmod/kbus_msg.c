@@ -595,6 +595,7 @@ int kbus_nextmsg(struct kbus_ksock *k, u32 *len)
 	int err;
 
 	lockdep_assert_held(&k->lock);
+	WRITE_ONCE(k->received, true);
 	kbus_read_drop(k);
 	*len = 0;
 	item = kbus_queue_head(k, &spare);
@@ -709,14 +710,19 @@ int kbus_send(struct kbus_ksock *k, struct kbus_msg_id *id)
 		msg->id.serial_num = kbus_next_counter(&dev->next_serial);
 	k->last_sent = msg->id;
 
+	dev->coalesce_ns = kbus_send_coalesce_ns(k);
 	err = kbus_deliver(dev, k, msg);
+	dev->coalesce_ns = 0;
 	*id = msg->id;
 	kbus_dbg(dev, "ksock %u send [%u:%u] '%s': %d\n", k->id,
 		 msg->id.network_id, msg->id.serial_num, msg->name, err);
 	mutex_unlock(&dev->lock);
-	if (err == -EAGAIN)
+	if (err == -EAGAIN) {
+		/* We wait for full Listeners: they must not wait for us */
+		kbus_wake_now(dev);
 		kbus_pending_enter(k);
-	else
+	} else {
 		kbus_write_discard(k);
+	}
 	return err;
 }
