@@ -43,8 +43,10 @@
 //! pair of round i), and the median and range of those ratios.
 //!
 //! Usage: `ab [--a KO --b KO] [--rounds N] [--scale F] [--a-label S]
-//! [--b-label S] [WORKLOAD…]`. Without `--a`/`--b` it measures the module
-//! already loaded (`--rounds` times, no ratios).
+//! [--b-label S] [--sched-feature F] [--listener-policy batch|idle]
+//! [WORKLOAD…]`. Without `--a`/`--b` it measures the module already loaded
+//! (`--rounds` times, no ratios). The last two are diagnoses of the
+//! scheduler's part in a fan-out (see their functions).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -377,7 +379,10 @@ fn fan_out(n: usize, listeners: usize, wait: bool) -> Sample {
     let m = with_flags(MessageRepr::announcement(NAME, &data), flags);
     let s = open();
     let peers: Vec<Peer> = (0..listeners)
-        .map(|_| Peer::spawn(&["listener", NAME]))
+        .map(|_| match LISTENER_POLICY.get() {
+            Some(p) => Peer::spawn(&["listener", NAME, p.arg]),
+            None => Peer::spawn(&["listener", NAME]),
+        })
         .collect();
     let t = Instant::now();
     for _ in 0..n {
@@ -615,6 +620,61 @@ fn set_sched_feature(feature: &str) {
     );
 }
 
+/// A scheduling policy for the Listener processes of `two-proc` and the
+/// fan-outs (`--listener-policy`).
+struct Policy {
+    name: &'static str,
+    /// How `--listener-policy` and the `listener` role name it.
+    arg: &'static str,
+    policy: libc::c_int,
+}
+
+impl Policy {
+    fn named(arg: &str) -> Policy {
+        match arg {
+            "batch" => Policy {
+                name: "SCHED_BATCH",
+                arg: "batch",
+                policy: libc::SCHED_BATCH,
+            },
+            "idle" => Policy {
+                name: "SCHED_IDLE",
+                arg: "idle",
+                policy: libc::SCHED_IDLE,
+            },
+            other => panic!("scheduling policy {other:?}: batch or idle"),
+        }
+    }
+
+    /// Run this process under the policy (any user may pick these two).
+    fn apply(&self) {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is this process; `param` is a valid sched_param
+        // that outlives the call.
+        let r = unsafe { libc::sched_setscheduler(0, self.policy, &param) };
+        assert_eq!(
+            r,
+            0,
+            "sched_setscheduler({}): {}",
+            self.name,
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Diagnosis, and advice for bulk Listeners: run the Listener processes of
+/// `two-proc` and the fan-outs under SCHED_BATCH (`batch`) or SCHED_IDLE
+/// (`idle`). A wake-up of such a task does not preempt the running sender
+/// (CFS and EEVDF preempt on wake-up only for SCHED_NORMAL wakees), and any
+/// user may choose these policies for their own processes.
+static LISTENER_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+
+fn set_listener_policy(name: &str) {
+    let policy = Policy::named(name);
+    println!("{TAG}Listener processes run under {}", policy.name);
+    let _ = LISTENER_POLICY.set(policy);
+}
+
 fn parse_args(mut args: impl Iterator<Item = String>) -> Options {
     let mut a = None;
     let mut b = None;
@@ -635,6 +695,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Options {
             "--rounds" => o.rounds = value().parse().expect("--rounds N"),
             "--scale" => o.scale = value().parse().expect("--scale F"),
             "--sched-feature" => set_sched_feature(&value()),
+            "--listener-policy" => set_listener_policy(&value()),
             // cargo's and criterion's habits: ignore.
             "--bench" => {}
             w => match Workload::ALL.iter().find(|x| x.name() == w) {
@@ -665,6 +726,9 @@ fn main() {
     match args.peek().map(String::as_str) {
         Some("listener") => {
             let name = args.nth(1).expect("listener NAME");
+            if let Some(policy) = args.next() {
+                Policy::named(&policy).apply();
+            }
             return listener(&name);
         }
         Some("replier") => return replier(),
