@@ -80,35 +80,79 @@ fn announce(s: &Ksock, name: &str, data: &[u8]) -> Instant {
     sent
 }
 
+/// The start of every test: the window at 1 s; `extra` Listeners of
+/// `name` that never read; a Listener thread asleep in poll; and a sender
+/// that has sent it `first`, the first message of a burst (woken at once),
+/// after which the Listener is asleep again.
+struct Scene {
+    _window: Knob,
+    _extra: Ksock,
+    name: &'static str,
+    l: Arc<Ksock>,
+    rx: Receiver<(Vec<u8>, Instant)>,
+    s: Ksock,
+}
+
+impl Scene {
+    fn start(name: &'static str, extra: Option<Ksock>, messages: usize) -> Scene {
+        let window = Knob::param("kbus_wake_coalesce_us", WINDOW_US);
+        // Without an extra Listener, a placeholder bound to nothing.
+        let extra = extra.unwrap_or_else(|| open_ro(0));
+        let l = Arc::new(open_ro(0));
+        bind(&l, name, Role::Listener);
+        let rx = listener_thread(l.clone(), messages);
+        thread::sleep(SETTLE);
+        let s = open_rw(0);
+        let scene = Scene {
+            _window: window,
+            _extra: extra,
+            name,
+            l,
+            rx,
+            s,
+        };
+        let sent = scene.announce(b"first");
+        let woken = scene.arrival(b"first");
+        assert!(
+            woken - sent < HELD,
+            "the first message of a burst was held ({:?})",
+            woken - sent
+        );
+        thread::sleep(SETTLE);
+        scene
+    }
+
+    fn announce(&self, data: &[u8]) -> Instant {
+        announce(&self.s, self.name, data)
+    }
+
+    #[track_caller]
+    fn arrival(&self, data: &[u8]) -> Instant {
+        arrival(&self.rx, data)
+    }
+
+    /// Send `data` and check that the Listener was woken at once.
+    #[track_caller]
+    fn woken_at_once(&self, data: &[u8], why: &str) {
+        let sent = self.announce(data);
+        let woken = self.arrival(data);
+        assert!(woken - sent < HELD, "{why} ({:?})", woken - sent);
+    }
+}
+
 #[test]
 fn a_streaming_senders_wake_up_is_held_and_given_by_the_timer() {
-    let _window = Knob::param("kbus_wake_coalesce_us", WINDOW_US);
     let name = "$.Coalesce.Held";
-    let _other = second_copy(name);
-    let l = Arc::new(open_ro(0));
-    bind(&l, name, Role::Listener);
-    let rx = listener_thread(l.clone(), 2);
-    thread::sleep(SETTLE);
-    let s = open_rw(0);
-
-    let sent = announce(&s, name, b"first");
-    let woken = arrival(&rx, b"first");
-    assert!(
-        woken - sent < HELD,
-        "the first message of a burst was held ({:?})",
-        woken - sent
-    );
-
-    thread::sleep(SETTLE);
-    // Less than the window after the first, and `s` has neither read nor
-    // polled since: a streaming SEND.
-    let sent = announce(&s, name, b"second");
+    let scene = Scene::start(name, Some(second_copy(name)), 2);
+    // Less than the window after the first, and the sender has neither
+    // read nor polled since: a streaming SEND.
+    let sent = scene.announce(b"second");
     assert_eq!(
-        ok(l.num_messages(), "NUMMSGS"),
+        ok(scene.l.num_messages(), "NUMMSGS"),
         1,
         "the message is queued at once; only the wake-up waits"
     );
-    let woken = arrival(&rx, b"second");
+    let woken = scene.arrival(b"second");
     assert!(
         woken - sent >= HELD,
         "the streaming SEND's wake-up was not held ({:?})",
@@ -118,96 +162,49 @@ fn a_streaming_senders_wake_up_is_held_and_given_by_the_timer() {
 
 #[test]
 fn a_stream_to_a_single_listener_is_not_held() {
-    let _window = Knob::param("kbus_wake_coalesce_us", WINDOW_US);
-    let name = "$.Coalesce.Single";
-    let l = Arc::new(open_ro(0));
-    bind(&l, name, Role::Listener);
-    let rx = listener_thread(l.clone(), 2);
-    thread::sleep(SETTLE);
-    let s = open_rw(0);
-
-    announce(&s, name, b"first");
-    arrival(&rx, b"first");
-    thread::sleep(SETTLE);
-    // A streaming SEND, but its message has one copy.
-    let sent = announce(&s, name, b"second");
-    let woken = arrival(&rx, b"second");
-    assert!(
-        woken - sent < HELD,
-        "a one-copy message's wake-up was held ({:?})",
-        woken - sent
-    );
+    let scene = Scene::start("$.Coalesce.Single", None, 2);
+    scene.woken_at_once(b"second", "a one-copy message's wake-up was held");
 }
 
 #[test]
 fn a_sender_that_waited_since_its_last_send_wakes_at_once() {
-    let _window = Knob::param("kbus_wake_coalesce_us", WINDOW_US);
     let name = "$.Coalesce.Waited";
-    let _other = second_copy(name);
-    let l = Arc::new(open_ro(0));
-    bind(&l, name, Role::Listener);
-    let rx = listener_thread(l.clone(), 3);
-    thread::sleep(SETTLE);
-    let s = open_rw(0);
-
-    announce(&s, name, b"one");
-    arrival(&rx, b"one");
-    thread::sleep(SETTLE);
+    let scene = Scene::start(name, Some(second_copy(name)), 3);
     // A poll (as a Requester waiting for its Reply would) ends the burst.
-    ok(s.poll(Ready::READ, Some(Duration::ZERO)), "sender poll");
-    let sent = announce(&s, name, b"two");
-    let woken = arrival(&rx, b"two");
-    assert!(
-        woken - sent < HELD,
-        "held after the sender polled ({:?})",
-        woken - sent
+    ok(
+        scene.s.poll(Ready::READ, Some(Duration::ZERO)),
+        "sender poll",
     );
-
+    scene.woken_at_once(b"second", "held after the sender polled");
     thread::sleep(SETTLE);
     // So does a NEXTMSG, even one that finds nothing.
-    assert!(ok(s.next_msg(), "sender NEXTMSG").is_none());
-    let sent = announce(&s, name, b"three");
-    let woken = arrival(&rx, b"three");
-    assert!(
-        woken - sent < HELD,
-        "held after the sender's NEXTMSG ({:?})",
-        woken - sent
-    );
+    assert!(ok(scene.s.next_msg(), "sender NEXTMSG").is_none());
+    scene.woken_at_once(b"third", "held after the sender's NEXTMSG");
 }
 
 #[test]
 fn a_full_queue_gives_the_held_wake_ups_at_once() {
-    let _window = Knob::param("kbus_wake_coalesce_us", WINDOW_US);
     let name = "$.Coalesce.Full";
     // A Listener that never reads, full after two messages.
-    let full = open_ro(0);
-    bind(&full, name, Role::Listener);
+    let full = second_copy(name);
     ok(full.set_max_messages(2), "MAXMSGS");
-    let l = Arc::new(open_ro(0));
-    bind(&l, name, Role::Listener);
-    let rx = listener_thread(l.clone(), 2);
-    thread::sleep(SETTLE);
-    let s = open_rw(0);
-
-    announce(&s, name, b"a");
-    arrival(&rx, b"a");
-    thread::sleep(SETTLE);
-    announce(&s, name, b"b"); // streaming: `l`'s wake-up is held
-    let mut third = MessageRepr::announcement(name, b"c");
+    let scene = Scene::start(name, Some(full), 2);
+    scene.announce(b"second"); // streaming: the Listener's wake-up is held
+    let mut third = MessageRepr::announcement(name, b"third");
     third.flags |= Flags::ALL_OR_WAIT;
     let waited = Instant::now();
     expect_errno(
-        s.send_msg(&third),
+        scene.s.send_msg(&third),
         Errno::AGAIN,
         "ALL_OR_WAIT to a full Listener",
     );
-    let woken = arrival(&rx, b"b");
+    let woken = scene.arrival(b"second");
     assert!(
         woken - waited < HELD,
         "the sender waits for full Listeners, yet a held wake-up waited for the timer ({:?})",
         woken - waited
     );
-    ok(s.discard(), "DISCARD the pending send");
+    ok(scene.s.discard(), "DISCARD the pending send");
 }
 
 #[test]
