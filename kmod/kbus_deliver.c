@@ -665,10 +665,13 @@ static void kbus_unreplied_remove(struct kbus_ksock *k,
  * held.)
  *
  * The first message of a burst wakes at once. Within a burst a reader is
- * woken at most kbus_wake_coalesce_us after the first wake-up held. When a
- * streaming SEND finds a queue full (EAGAIN), everything held is woken at
- * once, because the sender now waits for those readers. Only the wake-up
- * waits: the message is queued, and NEXTMSG and poll see it, at once.
+ * woken at most kbus_wake_coalesce_us after the first wake-up held, or as
+ * soon as KBUS_COALESCE_MAX_QUEUED messages wait in its queue (as a
+ * network card's rx-usecs and rx-frames: on a fast machine the count ends
+ * the wait long before the time does). When a streaming SEND finds a
+ * queue full (EAGAIN), everything held is woken at once, because the
+ * sender now waits for those readers. Only the wake-up waits: the message
+ * is queued, and NEXTMSG and poll see it, at once.
  */
 
 static enum hrtimer_restart kbus_wake_timer_fn(struct hrtimer *timer)
@@ -698,20 +701,25 @@ void kbus_wake_exit(struct kbus_dev *dev)
 u64 kbus_send_coalesce_ns(struct kbus_ksock *k)
 {
 	u64 window = (u64)READ_ONCE(kbus_wake_coalesce_us) * NSEC_PER_USEC;
+	u64 now, last = k->last_send_ns;
+
+	lockdep_assert_held(&k->lock);
+	k->last_send_ns = 0;
+	/* A Ksock that waited since its last SEND: no stream, no clock read */
+	if (!window || READ_ONCE(k->received)) {
+		WRITE_ONCE(k->received, false);
+		return 0;
+	}
 	/*
 	 * Not ktime_get_ns(): that reads the clocksource, which can be a slow
 	 * device (HPET). Drift between CPUs only blurs the stream test; a
 	 * clock that went back reads as a long gap (no stream).
 	 */
-	u64 now = local_clock();
-	bool streaming;
-
-	lockdep_assert_held(&k->lock);
-	streaming = window && !READ_ONCE(k->received) &&
-		    now - k->last_send_ns < max_t(u64, window, KBUS_STREAM_GAP_NS);
+	now = local_clock();
 	k->last_send_ns = now;
-	WRITE_ONCE(k->received, false);
-	return streaming ? window : 0;
+	if (!last)
+		return 0;	/* the first SEND without a wait in between */
+	return now - last < max_t(u64, window, KBUS_STREAM_GAP_NS) ? window : 0;
 }
 
 /* Wake every Ksock whose wake-up is held. Any context. */
@@ -764,7 +772,8 @@ static void kbus_wake_reader(struct kbus_ksock *k)
 	/* wq_has_sleeper() pairs with the barrier in kbus_poll() */
 	if (!wq_has_sleeper(&k->wait))
 		return;
-	if (k->dev->coalesce_ns)
+	if (k->dev->coalesce_ns &&
+	    READ_ONCE(k->queue_count) < KBUS_COALESCE_MAX_QUEUED)
 		kbus_wake_later(k);
 	else
 		wake_up_interruptible_poll(&k->wait, EPOLLIN | EPOLLRDNORM);

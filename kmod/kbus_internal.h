@@ -206,11 +206,13 @@ static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 #define KBUS_DEF_MAX_MSGS_LIMIT		65536
 
 /* Default of the wake-up coalescing window (kbus_deliver.c), microseconds */
-#define KBUS_DEF_WAKE_COALESCE_US	200
+#define KBUS_DEF_WAKE_COALESCE_US	500
 /* SENDs of one Ksock closer than this (more than 500/s) are a stream */
 #define KBUS_STREAM_GAP_NS		(2 * NSEC_PER_MSEC)
 /* A stream's wake-ups are held only for messages with this many copies */
 #define KBUS_COALESCE_MIN_COPIES	2
+/* ... and only while the reader has fewer messages than this queued */
+#define KBUS_COALESCE_MAX_QUEUED	16
 
 /*
  * Allocations that a user's operation causes: charged to the caller's memory

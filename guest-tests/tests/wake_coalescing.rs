@@ -4,8 +4,8 @@
 //! lost; the message itself is queued at once; the first message of a
 //! burst, a message with one copy, and anything sent by a Ksock that
 //! waited for something since its last SEND, wake at once; a full queue
-//! gives every held wake-up at once; a Listener may close while its
-//! wake-up is held.
+//! gives every held wake-up at once, and so does a 16th queued message;
+//! a Listener may close while its wake-up is held.
 //!
 //! Each test sets the window to 1 s, so that "held" (at least 0.5 s) and
 //! "not held" (under 0.5 s) differ by far more than the guest's scheduling
@@ -156,6 +156,24 @@ fn a_streaming_senders_wake_up_is_held_and_given_by_the_timer() {
     assert!(
         woken - sent >= HELD,
         "the streaming SEND's wake-up was not held ({:?})",
+        woken - sent
+    );
+}
+
+#[test]
+fn a_held_listener_is_woken_once_16_messages_wait() {
+    let name = "$.Coalesce.Count";
+    let scene = Scene::start(name, Some(second_copy(name)), 17);
+    // Held while fewer than 16 (KBUS_COALESCE_MAX_QUEUED) are queued: the
+    // 16th is sent with 15 waiting and wakes the Listener at once.
+    for i in 2..=16 {
+        scene.announce(format!("{i}").as_bytes());
+    }
+    let sent = scene.announce(b"17");
+    let woken = scene.arrival(b"2");
+    assert!(
+        woken - sent < HELD,
+        "16 messages waited, yet the wake-up waited for the timer ({:?})",
         woken - sent
     );
 }
