@@ -657,10 +657,11 @@ static void kbus_unreplied_remove(struct kbus_ksock *k,
  * Listeners is slowed far below its own pace, its SENDs spaced by those
  * context switches, and it must be seen to stream for that to stop.
  *
- * Only a message with KBUS_COALESCE_MIN_COPIES or more copies is held.
- * What coalescing saves is the sender being preempted by each of several
- * freshly woken readers; a single reader of a stream (typically on
- * another CPU) would only sit idle until the timer. (Measured: a sender
+ * Only a message with KBUS_COALESCE_MIN_COPIES or more copies for Ksocks
+ * other than the sender is held. What coalescing saves is the sender being
+ * preempted by each of several freshly woken readers; a single reader of
+ * a stream (typically on another CPU) would only sit idle until the
+ * timer, and the sender's own copy wakes nobody else. (Measured: a sender
  * with one Listener process ran 0.79 times as fast with its wake-ups
  * held.)
  *
@@ -1015,14 +1016,21 @@ static int kbus_check_replier(const struct kbus_binding *replier,
  * Mark each matching Listener binding as chosen or skipped (full) and count
  * the chosen ones. A full Listener fails the send with ALL_OR_WAIT/FAIL.
  */
+/*
+ * Mark the Listener bindings that get a copy of @msg; *count of them, of
+ * which *others are not @sender's own.
+ */
 static int kbus_choose_listeners(struct kbus_dev *dev,
-				 const struct kbus_msg *msg, u32 *count)
+				 const struct kbus_msg *msg,
+				 const struct kbus_ksock *sender,
+				 u32 *count, u32 *others)
 {
 	struct kbus_binding *b;
 	struct kbus_match m;
 	struct kbus_name *n;
 
 	*count = 0;
+	*others = 0;
 	kbus_match_init(&m, msg);
 	while ((n = kbus_match_next(dev, &m))) {
 		list_for_each_entry(b, &n->listeners, name_list) {
@@ -1030,6 +1038,7 @@ static int kbus_choose_listeners(struct kbus_dev *dev,
 						     msg->size);
 			if (b->chosen) {
 				(*count)++;
+				*others += b->ksock != sender;
 				continue;
 			}
 			if (msg->flags & KBUS_BIT_ALL_OR_WAIT)
@@ -1069,7 +1078,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	struct kbus_req *reservation = NULL;
 	struct kbus_ksock *target;
 	LIST_HEAD(items);
-	u32 n;
+	u32 n, others;
 	int err;
 
 	lockdep_assert_held(&dev->lock);
@@ -1088,14 +1097,16 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		if (err)
 			return err;
 	}
-	err = kbus_choose_listeners(dev, msg, &n);
+	err = kbus_choose_listeners(dev, msg, sender, &n, &others);
 	if (err)
 		return err;
 	err = kbus_items_alloc(&items, n + !!target + !!replier);
 	if (err)
 		return err;
 	/* A stream's wake-ups are coalesced only where it fans out */
-	if (n + !!target + !!replier < KBUS_COALESCE_MIN_COPIES)
+	others += (target && target != sender) +
+		  (replier && replier->ksock != sender);
+	if (others < KBUS_COALESCE_MIN_COPIES)
 		dev->coalesce_ns = 0;
 	if (replier && sender) {
 		reservation = kmalloc(sizeof(*reservation), KBUS_GFP);

@@ -1,11 +1,11 @@
 //! Wake-up coalescing (kmod/README.md, "Who wakes whom"): the wake-ups a
-//! *streaming* sender gives to sleeping Listeners of a message with two or
-//! more copies are held for at most `kbus_wake_coalesce_us` and never
-//! lost; the message itself is queued at once; the first message of a
-//! burst, a message with one copy, and anything sent by a Ksock that
-//! waited for something since its last SEND, wake at once; a full queue
-//! gives every held wake-up at once, and so does a 16th queued message;
-//! a Listener may close while its wake-up is held.
+//! *streaming* sender gives to sleeping Listeners of a message with copies
+//! for two or more other Ksocks are held for at most
+//! `kbus_wake_coalesce_us` and never lost; the message itself is queued at
+//! once; the first message of a burst, a message for one other Ksock, and
+//! anything sent by a Ksock that waited for something since its last SEND,
+//! wake at once; a full queue gives every held wake-up at once, and so does
+//! a 16th queued message; a Listener may close while its wake-up is held.
 //!
 //! Each test sets the window to 1 s, so that "held" (at least 0.5 s) and
 //! "not held" (under 0.5 s) differ by far more than the guest's scheduling
@@ -176,6 +176,14 @@ fn a_held_listener_is_woken_once_16_messages_wait() {
 fn a_stream_to_a_single_listener_is_not_held() {
     let scene = Scene::start("$.Coalesce.Single", None, 2);
     scene.woken_at_once(b"second", "a one-copy message's wake-up was held");
+}
+
+#[test]
+fn the_senders_own_copy_does_not_count() {
+    let scene = Scene::start("$.Coalesce.Own", None, 2);
+    // Two copies, but one is the sender's: one other Ksock, not held.
+    bind(&scene.s, scene.name, Role::Listener);
+    scene.woken_at_once(b"second", "held for one other Ksock");
 }
 
 #[test]
