@@ -1014,11 +1014,8 @@ static int kbus_check_replier(const struct kbus_binding *replier,
 
 /*
  * Mark each matching Listener binding as chosen or skipped (full) and count
- * the chosen ones. A full Listener fails the send with ALL_OR_WAIT/FAIL.
- */
-/*
- * Mark the Listener bindings that get a copy of @msg; *count of them, of
- * which *others are not @sender's own.
+ * the chosen ones (*count), and those of Ksocks other than @sender
+ * (*others). A full Listener fails the send with ALL_OR_WAIT/FAIL.
  */
 static int kbus_choose_listeners(struct kbus_dev *dev,
 				 const struct kbus_msg *msg,

@@ -209,7 +209,7 @@ static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 #define KBUS_DEF_WAKE_COALESCE_US	500
 /* SENDs of one Ksock closer than this (more than 500/s) are a stream */
 #define KBUS_STREAM_GAP_NS		(2 * NSEC_PER_MSEC)
-/* A stream's wake-ups are held only for messages with this many copies */
+/* ... held only for messages with copies for this many other Ksocks */
 #define KBUS_COALESCE_MIN_COPIES	2
 /* ... and only while the reader has fewer messages than this queued */
 #define KBUS_COALESCE_MAX_QUEUED	16
@@ -405,8 +405,8 @@ struct kbus_ksock {
 	struct list_head pending;	/* in kbus_dev.pending while sending */
 
 	/* Wake-up coalescing (kbus_deliver.c): last_send_ns under k->lock */
-	u64 last_send_ns;		/* when this Ksock last called SEND */
-	bool received;			/* NEXTMSG or poll since then */
+	u64 last_send_ns;		/* last SEND with no wait before it, or 0 */
+	bool received;			/* NEXTMSG or poll since the last SEND */
 	struct list_head wake_later;	/* in kbus_dev.wake_later (wake_lock) */
 };
 
