@@ -1065,10 +1065,11 @@ static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_msg *msg,
 /*
  * Deliver @msg from @sender (NULL for KBUS itself; else its k->lock is
  * held). Every check, and every allocation, happens before anything is
- * queued: a failure queues nothing.
+ * queued: a failure queues nothing. A streaming SEND passes its
+ * @coalesce_ns (kbus_send_coalesce_ns()); every other caller 0.
  */
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
-		 struct kbus_msg *msg)
+		 struct kbus_msg *msg, u64 coalesce_ns)
 {
 	bool request = msg->flags & KBUS_BIT_WANT_A_REPLY;
 	struct kbus_binding *replier = NULL;
@@ -1100,11 +1101,8 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	err = kbus_items_alloc(&items, n + !!target + !!replier);
 	if (err)
 		return err;
-	/* A stream's wake-ups are coalesced only where it fans out */
 	others += (target && target != sender) +
 		  (replier && replier->ksock != sender);
-	if (others < KBUS_COALESCE_MIN_COPIES)
-		dev->coalesce_ns = 0;
 	if (replier && sender) {
 		reservation = kmalloc(sizeof(*reservation), KBUS_GFP);
 		err = reservation ? kbus_outstanding_add(sender, reservation,
@@ -1116,6 +1114,9 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		}
 	}
 
+	/* A stream's wake-ups are coalesced only where it fans out */
+	if (others >= KBUS_COALESCE_MIN_COPIES)
+		dev->coalesce_ns = coalesce_ns;
 	if (target) {
 		kbus_push(target, kbus_items_take(&items), msg,
 			  KBUS_FOR_SENDER, NULL);
@@ -1127,6 +1128,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		kbus_push(replier->ksock, kbus_items_take(&items), msg,
 			  KBUS_FOR_REPLIER, replier);
 	kbus_push_listeners(dev, msg, &items);
+	dev->coalesce_ns = 0;
 	WARN_ON_ONCE(!list_empty(&items));
 	return 0;
 }
@@ -1147,7 +1149,7 @@ void kbus_retry_pending(struct kbus_ksock *k)
 		return;
 	}
 	mutex_lock(&dev->lock);
-	err = kbus_deliver(dev, k, msg);
+	err = kbus_deliver(dev, k, msg, 0);
 	if (err == -EAGAIN) {
 		mutex_unlock(&dev->lock);
 		return;
@@ -1326,7 +1328,7 @@ static int kbus_report_bind(struct kbus_ksock *k, u32 is_bind,
 	msg = kbus_bind_event(dev, is_bind, k->id, name, len, KBUS_GFP);
 	if (!msg)
 		return -ENOMEM;
-	err = kbus_deliver(dev, NULL, msg);
+	err = kbus_deliver(dev, NULL, msg, 0);
 	if (err == -EBUSY) {
 		if (kbus_bind_event_blocked(dev, msg)) {
 			err = -EAGAIN;
@@ -1352,7 +1354,7 @@ static void kbus_close_bind_event(struct kbus_ksock *k, struct kbus_binding *b)
 		pr_warn_ratelimited("kbus: out of memory, bind event lost\n");
 		return;
 	}
-	err = kbus_deliver(dev, NULL, msg);
+	err = kbus_deliver(dev, NULL, msg, 0);
 	if (err == -EBUSY)
 		kbus_set_aside_event(dev, msg);
 	else if (err)

@@ -445,8 +445,8 @@ struct kbus_dev {
 
 	/*
 	 * Wake-up coalescing. coalesce_ns (dev->lock) is non-zero only while
-	 * a streaming sender's message is delivered: Listeners it would wake
-	 * go on wake_later instead, and wake_timer wakes them all at most
+	 * kbus_deliver() pushes a streaming sender's fan-out: Listeners it
+	 * would wake go on wake_later instead, and wake_timer wakes them all at most
 	 * that long after the first. wake_lock (irq-safe: the timer) guards
 	 * the list; it nests inside dev->lock.
 	 */
@@ -520,7 +520,7 @@ void kbus_dev_tables_destroy(struct kbus_dev *dev);
 bool kbus_name_valid(const char *name, u32 len);
 bool kbus_name_is_wildcard(const char *name, u32 len);
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
-		 struct kbus_msg *msg);
+		 struct kbus_msg *msg, u64 coalesce_ns);
 void kbus_retry_pending(struct kbus_ksock *k);
 void kbus_pending_enter(struct kbus_ksock *k);
 void kbus_pending_leave(struct kbus_ksock *k);
