@@ -325,6 +325,11 @@ enum kbus_part {
  * that of the syscall that began it: the write() that started it, or the
  * NEXTMSG that made it the current read message.
  */
+/*
+ * The header images come last in both states: a reset zeroes only what is
+ * before them (kbus_write_discard(), kbus_read_drop()), since an image is
+ * always written whole before it is read.
+ */
 struct kbus_write_state {
 	bool active;		/* a message is in progress */
 	bool compat;		/* written in the 32-bit layout */
@@ -333,25 +338,25 @@ struct kbus_write_state {
 	bool copied;		/* pointy name and data copied in */
 	enum kbus_part part;
 	u32 pos;		/* bytes written of the current part */
+	u32 final_guard;
+	struct kbus_msg *msg;	/* allocated once the header is valid */
 	union {
 		/* the header, in the kernel's layout once complete */
 		struct kbus_message_header hdr;
 		/* compat: the header as written, until complete */
 		struct kbus_message_header32 hdr32;
 	};
-	u32 final_guard;
-	struct kbus_msg *msg;	/* allocated once the header is valid */
 };
 
 struct kbus_read_state {
 	struct kbus_qitem *item;	/* current read message, or NULL */
 	bool compat;			/* read in the 32-bit layout */
+	u32 pos;
+	u32 total;			/* ENTIRE() in that layout */
 	union {				/* header image handed out */
 		struct kbus_message_header hdr;
 		struct kbus_message_header32 hdr32;
 	};
-	u32 pos;
-	u32 total;			/* ENTIRE() in that layout */
 };
 
 struct kbus_dev;

@@ -86,7 +86,10 @@ static struct kbus_msg *kbus_msg_alloc_tail(u32 name_len, u32 data_len,
 	msg = kmalloc(head + (inline_data ? data_len : 0) + tail, gfp);
 	if (!msg)
 		return NULL;
-	memset(msg, 0, head);
+	/* Every creator writes the name_len bytes of the name */
+	memset(msg, 0, sizeof(*msg));
+	memset(msg->name + name_len, 0,
+	       (u8 *)msg + head - (u8 *)(msg->name + name_len));
 	memset((u8 *)msg + head + (inline_data ? data_len : 0), 0, tail);
 	if (inline_data && data_len) {
 		msg->data = (u8 *)msg + head;
@@ -261,7 +264,7 @@ void kbus_write_discard(struct kbus_ksock *k)
 	lockdep_assert_held(&k->lock);
 	kbus_pending_leave(k);
 	kbus_msg_put(k->wr.msg);
-	memset(&k->wr, 0, sizeof(k->wr));
+	memset(&k->wr, 0, offsetof(struct kbus_write_state, hdr));
 	k->wr.part = KBUS_PART_HDR;
 }
 
@@ -445,7 +448,7 @@ ssize_t kbus_write_bytes(struct kbus_ksock *k, const char __user *buf,
 void kbus_read_drop(struct kbus_ksock *k)
 {
 	kbus_qitem_free(k->rd.item);
-	memset(&k->rd, 0, sizeof(k->rd));
+	memset(&k->rd, 0, offsetof(struct kbus_read_state, hdr));
 }
 
 /* The header a reader gets for @item, padding zeroed (it is copied out) */
