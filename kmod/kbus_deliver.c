@@ -482,6 +482,7 @@ static int kbus_req_insert(struct rhltable *table, struct kbus_req *r,
 	return rhltable_insert(table, &r->node, kbus_req_params);
 }
 
+/* Unlink @r and free it after a grace period (lookups run under RCU). */
 static void kbus_req_remove(struct rhltable *table, struct kbus_req *r)
 {
 	rhltable_remove(table, &r->node, kbus_req_params);
@@ -490,24 +491,16 @@ static void kbus_req_remove(struct rhltable *table, struct kbus_req *r)
 }
 
 /*
- * Reservations live in the sender's own xarray, indexed by serial number,
- * when the Request's network id is 0: KBUS assigned that serial, so it is
- * unique on the device (a wrapped counter can repeat one: such an entry,
- * and every entry with a network id, goes to the device's id table). The
- * common case then costs a radix-tree step, not a hash lookup.
+ * Reservations are in the device's table, keyed by sender and id. (A
+ * per-sender xarray indexed by serial number cost a radix-tree node
+ * allocation and an RCU free per level for every Request, since a serial
+ * is a large, always new index: Request->Reply ran 9% faster without it.)
  */
 static struct kbus_req *kbus_outstanding_find(struct kbus_ksock *k,
 					      const struct kbus_msg_id *id)
 {
-	struct kbus_req *r;
-
 	lockdep_assert_held(&k->dev->lock);
-	if (!id->network_id) {
-		r = xa_load(&k->out_ids, id->serial_num);
-		if (r)
-			return r;
-	}
-	if (!k->out_hashed)
+	if (!k->out_count)
 		return NULL;
 	return kbus_req_find(&k->dev->outstanding, k, id, 0);
 }
@@ -527,25 +520,12 @@ static void kbus_out_size_grow(struct kbus_ksock *k)
 static int kbus_outstanding_add(struct kbus_ksock *k, struct kbus_req *r,
 				const struct kbus_msg_id *id)
 {
-	int err = -EBUSY;
+	int err;
 
 	lockdep_assert_held(&k->dev->lock);
-	memset(&r->key, 0, sizeof(r->key));
-	r->key.ksock = k;
-	r->key.id = *id;
-	r->in_xa = false;
-	if (!id->network_id)
-		err = xa_insert(&k->out_ids, id->serial_num, r, KBUS_GFP);
-	if (!err) {
-		r->in_xa = true;
-	} else if (err == -EBUSY) {
-		err = kbus_req_insert(&k->dev->outstanding, r, k, id);
-		if (err)
-			return err;
-		k->out_hashed++;
-	} else {
+	err = kbus_req_insert(&k->dev->outstanding, r, k, id);
+	if (err)
 		return err;
-	}
 	list_add(&r->link, &k->outstanding);
 	kbus_out_size_grow(k);
 	k->out_count++;
@@ -556,15 +536,8 @@ static int kbus_outstanding_add(struct kbus_ksock *k, struct kbus_req *r,
 /* Unlink and free reservation @r of @k. */
 static void kbus_outstanding_free(struct kbus_ksock *k, struct kbus_req *r)
 {
-	if (r->in_xa) {
-		xa_erase(&k->out_ids, r->key.id.serial_num);
-		list_del(&r->link);
-		/* Only device-lock holders look entries up: no RCU grace */
-		kfree(r);
-	} else {
-		kbus_req_remove(&k->dev->outstanding, r);
-		k->out_hashed--;
-	}
+	lockdep_assert_held(&k->dev->lock);
+	kbus_req_remove(&k->dev->outstanding, r);
 }
 
 /* Release reservation @r of @k; wakes senders that may now get through. */
@@ -594,7 +567,6 @@ static void kbus_outstanding_clear(struct kbus_ksock *k)
 	lockdep_assert_held(&k->dev->lock);
 	list_for_each_entry_safe(r, tmp, &k->outstanding, link)
 		kbus_outstanding_free(k, r);
-	xa_destroy(&k->out_ids);
 	k->out_count = 0;
 	k->out_size = 0;
 }

@@ -307,7 +307,6 @@ struct kbus_req {
 	struct kbus_req_key key;
 	struct list_head link;		/* in the Ksock's own list of such ids */
 	u32 requester;			/* unreplied: who asked */
-	bool in_xa;			/* outstanding: in kbus_ksock.out_ids */
 	struct rcu_head rcu;
 };
 
@@ -396,8 +395,6 @@ struct kbus_ksock {
 	struct list_head bindings;	/* kbus_binding.ksock_list */
 	u32 max_messages;
 	struct list_head outstanding;	/* kbus_req.link */
-	struct xarray out_ids;		/* serial -> kbus_req (network id 0) */
-	u32 out_hashed;			/* entries in kbus_dev.outstanding */
 	u32 out_count;
 	u32 out_size;			/* a table capacity, for /proc only */
 	u32 out_max;

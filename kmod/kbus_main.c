@@ -271,7 +271,6 @@ static int kbus_open(struct inode *inode, struct file *file)
 	INIT_LIST_HEAD(&k->unreplied);
 	INIT_LIST_HEAD(&k->bindings);
 	INIT_LIST_HEAD(&k->outstanding);
-	xa_init(&k->out_ids);
 	INIT_LIST_HEAD(&k->set_aside);
 	INIT_LIST_HEAD(&k->pending);
 	INIT_LIST_HEAD(&k->wake_later);
