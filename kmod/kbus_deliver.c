@@ -258,12 +258,26 @@ static void kbus_name_put(struct kbus_dev *dev, struct kbus_name *n)
 	kfree_rcu(n, rcu);
 }
 
-/* Iterates over the binding strings that match a message name. */
+/* Names a walk keeps for its replays (kbus_match_rewind()) */
+#define KBUS_MATCH_KEEP	8
+
+/*
+ * Iterates over the binding strings that match a message name. A delivery
+ * walks them up to three times (Replier, Listeners, pushes): the first walk
+ * keeps what it finds, and kbus_match_rewind() then replays that instead
+ * of hashing again. The name table must not change in between: the caller
+ * holds dev->lock throughout.
+ */
 struct kbus_match {
 	const char *name;
 	u32 len;
 	u32 pos;		/* where to look for the next dot ('*' stage) */
 	int stage;
+	bool ended;		/* a walk reached its end */
+	bool replay;		/* serve kept[] instead of walking */
+	u32 found;		/* names found by the walk (may exceed KEEP) */
+	u32 next;		/* the next kept[] to replay */
+	struct kbus_name *kept[KBUS_MATCH_KEEP];
 };
 
 static void kbus_match_init(struct kbus_match *m, const struct kbus_msg *msg)
@@ -272,6 +286,23 @@ static void kbus_match_init(struct kbus_match *m, const struct kbus_msg *msg)
 	m->len = msg->name_len;
 	m->pos = 0;
 	m->stage = 0;
+	m->ended = false;
+	m->replay = false;
+	m->found = 0;
+}
+
+/* Start again: replay the first walk if it ended and kept every name. */
+static void kbus_match_rewind(struct kbus_match *m)
+{
+	if (m->ended && m->found <= KBUS_MATCH_KEEP) {
+		m->replay = true;
+		m->next = 0;
+		return;
+	}
+	m->pos = 0;
+	m->stage = 0;
+	m->ended = false;
+	m->found = 0;
 }
 
 static u32 kbus_last_dot(const char *name, u32 len)
@@ -282,7 +313,7 @@ static u32 kbus_last_dot(const char *name, u32 len)
 	return 0;
 }
 
-static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
+static struct kbus_name *kbus_match_walk(struct kbus_dev *dev,
 					 struct kbus_match *m)
 {
 	struct kbus_name *n;
@@ -315,6 +346,24 @@ static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
 		if (n)
 			return n;
 	}
+}
+
+static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
+					 struct kbus_match *m)
+{
+	struct kbus_name *n;
+
+	if (m->replay)
+		return m->next < m->found ? m->kept[m->next++] : NULL;
+	n = kbus_match_walk(dev, m);
+	if (!n) {
+		m->ended = true;
+		return NULL;
+	}
+	if (m->found < KBUS_MATCH_KEEP)
+		m->kept[m->found] = n;
+	m->found++;
+	return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -929,15 +978,14 @@ static int kbus_name_rank(const struct kbus_name *n)
  * '*', and among '*' bindings the most recently bound (spec 12.11).
  */
 static struct kbus_binding *kbus_choose_replier(struct kbus_dev *dev,
-						const struct kbus_msg *msg)
+						struct kbus_match *m)
 {
 	struct kbus_binding *b, *best = NULL;
 	int rank, best_rank = 0;
-	struct kbus_match m;
 	struct kbus_name *n;
 
-	kbus_match_init(&m, msg);
-	while ((n = kbus_match_next(dev, &m))) {
+	kbus_match_rewind(m);
+	while ((n = kbus_match_next(dev, m))) {
 		b = n->replier;
 		if (!b)
 			continue;
@@ -989,19 +1037,18 @@ static int kbus_check_replier(const struct kbus_binding *replier,
  * the chosen ones (*count), and those of Ksocks other than @sender
  * (*others). A full Listener fails the send with ALL_OR_WAIT/FAIL.
  */
-static int kbus_choose_listeners(struct kbus_dev *dev,
+static int kbus_choose_listeners(struct kbus_dev *dev, struct kbus_match *m,
 				 const struct kbus_msg *msg,
 				 const struct kbus_ksock *sender,
 				 u32 *count, u32 *others)
 {
 	struct kbus_binding *b;
-	struct kbus_match m;
 	struct kbus_name *n;
 
 	*count = 0;
 	*others = 0;
-	kbus_match_init(&m, msg);
-	while ((n = kbus_match_next(dev, &m))) {
+	kbus_match_rewind(m);
+	while ((n = kbus_match_next(dev, m))) {
 		list_for_each_entry(b, &n->listeners, name_list) {
 			b->chosen = !kbus_queue_full(b->ksock, false,
 						     msg->size);
@@ -1019,15 +1066,14 @@ static int kbus_choose_listeners(struct kbus_dev *dev,
 	return 0;
 }
 
-static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_msg *msg,
-				struct list_head *items)
+static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_match *m,
+				struct kbus_msg *msg, struct list_head *items)
 {
 	struct kbus_binding *b;
-	struct kbus_match m;
 	struct kbus_name *n;
 
-	kbus_match_init(&m, msg);
-	while ((n = kbus_match_next(dev, &m)))
+	kbus_match_rewind(m);
+	while ((n = kbus_match_next(dev, m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (b->chosen)
 				kbus_push(b->ksock, kbus_items_take(items), msg,
@@ -1047,6 +1093,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	struct kbus_binding *replier = NULL;
 	struct kbus_req *reservation = NULL;
 	struct kbus_ksock *target;
+	struct kbus_match m;
 	LIST_HEAD(items);
 	u32 n, others;
 	int err;
@@ -1054,8 +1101,9 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	lockdep_assert_held(&dev->lock);
 	if (sender)
 		lockdep_assert_held(&sender->lock);
+	kbus_match_init(&m, msg);
 	if (request) {
-		replier = kbus_choose_replier(dev, msg);
+		replier = kbus_choose_replier(dev, &m);
 		if (!replier)
 			return -EADDRNOTAVAIL;
 	}
@@ -1067,7 +1115,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 		if (err)
 			return err;
 	}
-	err = kbus_choose_listeners(dev, msg, sender, &n, &others);
+	err = kbus_choose_listeners(dev, &m, msg, sender, &n, &others);
 	if (err)
 		return err;
 	err = kbus_items_alloc(&items, n + !!target + !!replier);
@@ -1099,7 +1147,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	if (replier)
 		kbus_push(replier->ksock, kbus_items_take(&items), msg,
 			  KBUS_FOR_REPLIER, replier);
-	kbus_push_listeners(dev, msg, &items);
+	kbus_push_listeners(dev, &m, msg, &items);
 	dev->coalesce_ns = 0;
 	WARN_ON_ONCE(!list_empty(&items));
 	return 0;
@@ -1242,14 +1290,14 @@ static void kbus_set_aside_event(struct kbus_dev *dev, struct kbus_msg *msg)
 	if (!dev->tragic &&
 	    dev->set_aside_count + count <= KBUS_MAX_UNSENT_UNBIND_MSGS) {
 		dev->event_gen++;
-		kbus_match_init(&m, msg);
+		kbus_match_rewind(&m);
 		while ((n = kbus_match_next(dev, &m)))
 			list_for_each_entry(b, &n->listeners, name_list)
 				kbus_set_aside_add(dev, b, msg);
 	} else {
 		kbus_set_aside_lost(dev, msg);
 	}
-	kbus_match_init(&m, msg);
+	kbus_match_rewind(&m);
 	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			kbus_drain_set_aside(b->ksock);
