@@ -875,24 +875,35 @@ static void kbus_push(struct kbus_ksock *k, struct kbus_qitem *item,
 	kbus_enqueue(k, item, why);
 }
 
-static void kbus_items_free(struct list_head *items)
+/* Free the unused @items allocated for @msg. */
+static void kbus_items_free(struct list_head *items, struct kbus_msg *msg)
 {
 	struct kbus_qitem *item, *tmp;
 
 	list_for_each_entry_safe(item, tmp, items, list) {
-		list_del(&item->list);
-		kbus_qitem_free(item);
+		list_del_init(&item->list);
+		if (item->embedded)
+			kbus_msg_return_item(msg, item);
+		else
+			kbus_qitem_free(item);
 	}
 }
 
-static int kbus_items_alloc(struct list_head *items, u32 n)
+/* @n queue items for copies of @msg: its own one first, if still free. */
+static int kbus_items_alloc(struct list_head *items, struct kbus_msg *msg,
+			    u32 n)
 {
 	struct kbus_qitem *item;
 
+	item = n ? kbus_msg_take_item(msg) : NULL;
+	if (item) {
+		list_add(&item->list, items);
+		n--;
+	}
 	while (n--) {
 		item = kbus_qitem_alloc(KBUS_GFP);
 		if (!item) {
-			kbus_items_free(items);
+			kbus_items_free(items, msg);
 			return -ENOMEM;
 		}
 		list_add(&item->list, items);
@@ -1118,7 +1129,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	err = kbus_choose_listeners(dev, &m, msg, sender, &n, &others);
 	if (err)
 		return err;
-	err = kbus_items_alloc(&items, n + !!target + !!replier);
+	err = kbus_items_alloc(&items, msg, n + !!target + !!replier);
 	if (err)
 		return err;
 	others += (target && target != sender) +
@@ -1129,7 +1140,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 							 &msg->id) : -ENOMEM;
 		if (err) {
 			kfree(reservation);
-			kbus_items_free(&items);
+			kbus_items_free(&items, msg);
 			return -ENOMEM;
 		}
 	}

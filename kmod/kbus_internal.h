@@ -243,6 +243,7 @@ struct kbus_msg {
 	u32 name_len;
 	u32 data_len;
 	u32 size;		/* ENTIRE() length, for the queued-bytes cap */
+	bool item_taken;	/* its own queue item is in use (dev->lock) */
 	void *data;		/* data_len bytes (kvmalloc), NULL if none */
 	char name[];		/* name_len bytes plus a NUL */
 };
@@ -287,7 +288,7 @@ struct kbus_qitem {
 	struct kbus_binding *binding;	/* binding it came through, or NULL */
 	u32 flags;			/* flags of this copy */
 	u32 gen;			/* set-aside: event generation (Lost) */
-	bool embedded;			/* lives inside its message (an answer) */
+	bool embedded;			/* its message's own item */
 };
 
 /*
@@ -501,6 +502,8 @@ void kbus_msg_put(struct kbus_msg *msg);
 struct kbus_msg *kbus_msg_synthetic(struct kbus_dev *dev, const char *name,
 				    u32 data_len, gfp_t gfp);
 struct kbus_qitem *kbus_qitem_alloc(gfp_t gfp);
+struct kbus_qitem *kbus_msg_take_item(struct kbus_msg *msg);
+void kbus_msg_return_item(struct kbus_msg *msg, struct kbus_qitem *item);
 struct kbus_qitem *kbus_answer_alloc(struct kbus_dev *dev, const char *name,
 				     gfp_t gfp);
 void kbus_qitem_free(struct kbus_qitem *item);

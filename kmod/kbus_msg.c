@@ -73,32 +73,52 @@ static size_t kbus_msg_head(u32 name_len)
 }
 
 /*
- * A message with room for @tail zeroed bytes after its head (and its data,
- * when that is inline), for a caller that keeps something of its own there.
+ * Where a message's own queue item lives: after its head and its inline
+ * data. Most messages have one recipient (a Listener, the Replier, the
+ * requester a Reply goes to), so the first copy queued costs no allocation
+ * of its own (kbus_msg_take_item()).
  */
-static struct kbus_msg *kbus_msg_alloc_tail(u32 name_len, u32 data_len,
-					    size_t tail, gfp_t gfp)
+static size_t kbus_msg_item_offset(u32 name_len, u32 data_len)
+{
+	size_t off = kbus_msg_head(name_len);
+
+	if (data_len <= KBUS_INLINE_DATA_MAX)
+		off += ALIGN(data_len, 8);
+	return off;
+}
+
+static struct kbus_qitem *kbus_msg_item(struct kbus_msg *msg)
+{
+	return (struct kbus_qitem *)((u8 *)msg +
+		kbus_msg_item_offset(msg->name_len, msg->data_len));
+}
+
+struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len, gfp_t gfp)
 {
 	size_t head = kbus_msg_head(name_len);
-	bool inline_data = data_len <= KBUS_INLINE_DATA_MAX;
+	size_t item_off = kbus_msg_item_offset(name_len, data_len);
+	struct kbus_qitem *item;
 	struct kbus_msg *msg;
 
-	msg = kmalloc(head + (inline_data ? data_len : 0) + tail, gfp);
+	msg = kmalloc(item_off + sizeof(*item), gfp);
 	if (!msg)
 		return NULL;
 	/* Every creator writes the name_len bytes of the name */
 	memset(msg, 0, sizeof(*msg));
 	memset(msg->name + name_len, 0,
 	       (u8 *)msg + head - (u8 *)(msg->name + name_len));
-	memset((u8 *)msg + head + (inline_data ? data_len : 0), 0, tail);
-	if (inline_data && data_len) {
-		msg->data = (u8 *)msg + head;
-	} else if (data_len) {
+	item = (struct kbus_qitem *)((u8 *)msg + item_off);
+	memset(item, 0, sizeof(*item));
+	INIT_LIST_HEAD(&item->list);
+	item->embedded = true;
+	if (data_len > KBUS_INLINE_DATA_MAX) {
 		msg->data = kvmalloc(data_len, gfp);
 		if (!msg->data) {
 			kfree(msg);
 			return NULL;
 		}
+	} else if (data_len) {
+		msg->data = (u8 *)msg + head;
 	}
 	kref_init(&msg->ref);
 	atomic_inc(&kbus_live_msgs);
@@ -108,9 +128,22 @@ static struct kbus_msg *kbus_msg_alloc_tail(u32 name_len, u32 data_len,
 	return msg;
 }
 
-struct kbus_msg *kbus_msg_alloc(u32 name_len, u32 data_len, gfp_t gfp)
+/*
+ * The message's own queue item, if no copy of it uses that yet; NULL
+ * otherwise. An unused item goes back with kbus_msg_return_item().
+ */
+struct kbus_qitem *kbus_msg_take_item(struct kbus_msg *msg)
 {
-	return kbus_msg_alloc_tail(name_len, data_len, 0, gfp);
+	if (msg->item_taken)
+		return NULL;
+	msg->item_taken = true;
+	return kbus_msg_item(msg);
+}
+
+void kbus_msg_return_item(struct kbus_msg *msg, struct kbus_qitem *item)
+{
+	WARN_ON_ONCE(item != kbus_msg_item(msg) || item->msg);
+	msg->item_taken = false;
 }
 
 static void kbus_msg_release(struct kref *ref)
@@ -174,25 +207,22 @@ void kbus_qitem_free(struct kbus_qitem *item)
 }
 
 /*
- * A synthetic answer (no data) and its queue item in one allocation: an
- * answer goes to exactly one Ksock, so the item ends up holding the only
- * reference, and freeing the item frees both. A close that answers many
- * Requests then allocates once per answer.
+ * A synthetic answer (no data) in its own queue item: an answer goes to
+ * exactly one Ksock, so the item ends up holding the only reference, and
+ * freeing the item frees both. A close that answers many Requests then
+ * allocates once per answer.
  */
 struct kbus_qitem *kbus_answer_alloc(struct kbus_dev *dev, const char *name,
 				     gfp_t gfp)
 {
-	u32 name_len = strlen(name);
 	struct kbus_qitem *item;
 	struct kbus_msg *msg;
 
-	msg = kbus_msg_alloc_tail(name_len, 0, sizeof(*item), gfp);
+	msg = kbus_msg_alloc(strlen(name), 0, gfp);
 	if (!msg)
 		return NULL;
 	kbus_msg_make_synthetic(dev, msg, name);
-	item = (struct kbus_qitem *)((u8 *)msg + kbus_msg_head(name_len));
-	INIT_LIST_HEAD(&item->list);
-	item->embedded = true;
+	item = kbus_msg_take_item(msg);
 	item->msg = msg;
 	return item;
 }
