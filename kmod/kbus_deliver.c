@@ -670,10 +670,11 @@ static void kbus_unreplied_remove(struct kbus_ksock *k,
  * held back and given together: its Listeners then find several messages
  * per wake-up and the sender runs on meanwhile.
  *
- * A SEND streams when its Ksock's previous SEND was less than
- * KBUS_STREAM_GAP_NS (or the window, if longer) ago and the Ksock has not
- * called NEXTMSG or poll since: a Requester waiting for its Reply, or any
- * sender that waits for something, never streams. The gap is not the
+ * A fan-out SEND (see below) streams when its Ksock's previous fan-out
+ * SEND was less than KBUS_STREAM_GAP_NS (or the window, if longer) ago and
+ * the Ksock has not called NEXTMSG or poll since: a Requester waiting for
+ * its Reply, or any sender that waits for something, never streams. Only
+ * fan-out SENDs read the clock; no other SEND pays for coalescing. The gap is not the
  * window itself: a sender whose every message wakes and parks its
  * Listeners is slowed far below its own pace, its SENDs spaced by those
  * context switches, and it must be seen to stream for that to stop.
@@ -717,7 +718,7 @@ void kbus_wake_exit(struct kbus_dev *dev)
 }
 
 /*
- * SEND is about to deliver @k's message: how long its wake-ups may be held
+ * SEND is about to push @k's fan-out: how long its wake-ups may be held
  * (0: wake at once). k->lock held.
  */
 u64 kbus_send_coalesce_ns(struct kbus_ksock *k)
@@ -1094,11 +1095,11 @@ static void kbus_push_listeners(struct kbus_dev *dev, struct kbus_match *m,
 /*
  * Deliver @msg from @sender (NULL for KBUS itself; else its k->lock is
  * held). Every check, and every allocation, happens before anything is
- * queued: a failure queues nothing. A streaming SEND passes its
- * @coalesce_ns (kbus_send_coalesce_ns()); every other caller 0.
+ * queued: a failure queues nothing. SEND passes @from_send: if the message
+ * fans out, its wake-ups may be held (kbus_send_coalesce_ns()).
  */
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
-		 struct kbus_msg *msg, u64 coalesce_ns)
+		 struct kbus_msg *msg, bool from_send)
 {
 	bool request = msg->flags & KBUS_BIT_WANT_A_REPLY;
 	struct kbus_binding *replier = NULL;
@@ -1146,8 +1147,8 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	}
 
 	/* A stream's wake-ups are coalesced only where it fans out */
-	if (others >= KBUS_COALESCE_MIN_COPIES)
-		dev->coalesce_ns = coalesce_ns;
+	if (from_send && others >= KBUS_COALESCE_MIN_COPIES)
+		dev->coalesce_ns = kbus_send_coalesce_ns(sender);
 	if (target) {
 		kbus_push(target, kbus_items_take(&items), msg,
 			  KBUS_FOR_SENDER, NULL);
@@ -1180,7 +1181,7 @@ void kbus_retry_pending(struct kbus_ksock *k)
 		return;
 	}
 	mutex_lock(&dev->lock);
-	err = kbus_deliver(dev, k, msg, 0);
+	err = kbus_deliver(dev, k, msg, false);
 	if (err == -EAGAIN) {
 		mutex_unlock(&dev->lock);
 		return;
@@ -1359,7 +1360,7 @@ static int kbus_report_bind(struct kbus_ksock *k, u32 is_bind,
 	msg = kbus_bind_event(dev, is_bind, k->id, name, len, KBUS_GFP);
 	if (!msg)
 		return -ENOMEM;
-	err = kbus_deliver(dev, NULL, msg, 0);
+	err = kbus_deliver(dev, NULL, msg, false);
 	if (err == -EBUSY) {
 		if (kbus_bind_event_blocked(dev, msg)) {
 			err = -EAGAIN;
@@ -1385,7 +1386,7 @@ static void kbus_close_bind_event(struct kbus_ksock *k, struct kbus_binding *b)
 		pr_warn_ratelimited("kbus: out of memory, bind event lost\n");
 		return;
 	}
-	err = kbus_deliver(dev, NULL, msg, 0);
+	err = kbus_deliver(dev, NULL, msg, false);
 	if (err == -EBUSY)
 		kbus_set_aside_event(dev, msg);
 	else if (err)

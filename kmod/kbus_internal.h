@@ -525,7 +525,7 @@ void kbus_dev_tables_destroy(struct kbus_dev *dev);
 bool kbus_name_valid(const char *name, u32 len);
 bool kbus_name_is_wildcard(const char *name, u32 len);
 int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
-		 struct kbus_msg *msg, u64 coalesce_ns);
+		 struct kbus_msg *msg, bool from_send);
 void kbus_retry_pending(struct kbus_ksock *k);
 void kbus_pending_enter(struct kbus_ksock *k);
 void kbus_pending_leave(struct kbus_ksock *k);

@@ -743,7 +743,7 @@ int kbus_send(struct kbus_ksock *k, struct kbus_msg_id *id)
 		msg->id.serial_num = kbus_next_counter(&dev->next_serial);
 	k->last_sent = msg->id;
 
-	err = kbus_deliver(dev, k, msg, kbus_send_coalesce_ns(k));
+	err = kbus_deliver(dev, k, msg, true);
 	*id = msg->id;
 	kbus_dbg(dev, "ksock %u send [%u:%u] '%s': %d\n", k->id,
 		 msg->id.network_id, msg->id.serial_num, msg->name, err);
