@@ -728,7 +728,7 @@ u64 kbus_send_coalesce_ns(struct kbus_ksock *k)
 
 	lockdep_assert_held(&k->lock);
 	k->last_send_ns = 0;
-	/* A Ksock that waited since its last SEND: no stream, no clock read */
+	/* Waited since its last fan-out SEND: no stream, no clock read */
 	if (!window || READ_ONCE(k->received)) {
 		WRITE_ONCE(k->received, false);
 		return 0;
@@ -741,7 +741,7 @@ u64 kbus_send_coalesce_ns(struct kbus_ksock *k)
 	now = local_clock();
 	k->last_send_ns = now;
 	if (!last)
-		return 0;	/* the first SEND without a wait in between */
+		return 0;	/* the first fan-out SEND after a wait */
 	return now - last < max_t(u64, window, KBUS_STREAM_GAP_NS) ? window : 0;
 }
 

@@ -408,8 +408,8 @@ struct kbus_ksock {
 	struct list_head pending;	/* in kbus_dev.pending while sending */
 
 	/* Wake-up coalescing (kbus_deliver.c): last_send_ns under k->lock */
-	u64 last_send_ns;		/* last SEND with no wait before it, or 0 */
-	bool received;			/* NEXTMSG or poll since the last SEND */
+	u64 last_send_ns;		/* last fan-out SEND, no wait before, or 0 */
+	bool received;			/* NEXTMSG or poll since that SEND */
 	struct list_head wake_later;	/* in kbus_dev.wake_later (wake_lock) */
 };
 
