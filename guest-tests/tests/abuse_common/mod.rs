@@ -312,16 +312,6 @@ impl Knob {
     /// clear message when the file is missing or not writable.
     #[track_caller]
     pub fn set(path: &str, value: &str) -> Knob {
-        if std::fs::metadata(path).is_err() {
-            return Knob {
-                path: "/dev/null".into(),
-                old: if path.ends_with("max_devices") {
-                    "256".into()
-                } else {
-                    String::new()
-                },
-            };
-        }
         let old = read_knob(path);
         write_knob(path, value);
         Knob {
