@@ -205,6 +205,9 @@ static inline u64 kbus_entire_len(u32 name_len, u32 data_len)
 #define KBUS_DEF_MAX_QUEUED_BYTES	(64U << 20)
 #define KBUS_DEF_MAX_MSGS_LIMIT		65536
 
+/* Default of the Reply spinning window (kbus_main.c), microseconds */
+#define KBUS_DEF_REPLY_SPIN_US		100
+
 /* Default of the wake-up coalescing window (kbus_deliver.c), microseconds */
 #define KBUS_DEF_WAKE_COALESCE_US	500
 /* SENDs of one Ksock closer than this (more than 500/s) are a stream */
@@ -411,6 +414,10 @@ struct kbus_ksock {
 	u64 last_send_ns;		/* last fan-out SEND, no wait before, or 0 */
 	bool received;			/* NEXTMSG or poll since that SEND */
 	struct list_head wake_later;	/* in kbus_dev.wake_later (wake_lock) */
+
+	/* Reply spinning (kbus_poll()): lockless, a guess only */
+	bool spin_off;			/* a spin missed: sleep until a quick Reply */
+	u64 spin_since;			/* when poll last found nothing, or 0 */
 };
 
 struct kbus_dev {

@@ -50,7 +50,8 @@
  * when a queue that was full lost a message, a reservation was released, a
  * binding went or a Replier bound; it costs one atomic read when no sender
  * waits. A streaming sender's EPOLLIN wake-ups are coalesced (up to
- * kbus_wake_coalesce_us; the rules are in kbus_deliver.c).
+ * kbus_wake_coalesce_us; the rules are in kbus_deliver.c). A Ksock about
+ * to sleep in poll() for its Reply spins briefly first (kbus_poll_spin()).
  *
  * Interruption: ioctl and open give ERESTARTSYS, read and write EAGAIN (as
  * the specification says); release and the device lock inside NEXTMSG and
@@ -75,6 +76,9 @@
 #include <linux/module.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -123,6 +127,11 @@ unsigned int kbus_wake_coalesce_us = KBUS_DEF_WAKE_COALESCE_US;
 module_param(kbus_wake_coalesce_us, uint, 0644);
 MODULE_PARM_DESC(kbus_wake_coalesce_us,
 		 "Longest a streaming sender's wake-ups are held to batch them (us, 0: never)");
+
+static unsigned int kbus_reply_spin_us = KBUS_DEF_REPLY_SPIN_US;
+module_param(kbus_reply_spin_us, uint, 0644);
+MODULE_PARM_DESC(kbus_reply_spin_us,
+		 "Longest poll() watches for a Reply before it sleeps (us, 0: never)");
 
 static DEFINE_MUTEX(kbus_table_lock);
 static struct kbus_dev *kbus_devices[KBUS_MAX_NUM_DEVICES];
@@ -346,6 +355,75 @@ static ssize_t kbus_write(struct file *file, const char __user *buf,
 	return ret;
 }
 
+/*
+ * Reply spinning: spin before sleeping, as KVM's halt polling does. A
+ * Ksock about to sleep in poll() for EPOLLIN, with a Request of its own
+ * outstanding and nothing queued, watches its queue for up to
+ * kbus_reply_spin_us first: a Replier on another CPU usually answers
+ * sooner than an idle CPU wakes up again. The spin ends at once when
+ * another task wants this CPU or a signal is pending, and never starts with
+ * one CPU online. A spin that ends without a message switches the Ksock's
+ * spinning off until a message comes within twice the window of a poll
+ * again, so a slow Replier costs one window, not one per Request. The
+ * fields are read and written locklessly: they are a guess, and racing
+ * pollers only guess worse.
+ */
+static u64 kbus_reply_spin_ns(void)
+{
+	return (u64)READ_ONCE(kbus_reply_spin_us) * NSEC_PER_USEC;
+}
+
+/* Watch the queue for up to @window ns; true if a message came */
+static bool kbus_reply_spin(struct kbus_ksock *k, u64 window)
+{
+	u64 start = local_clock();
+
+	do {
+		if (READ_ONCE(k->queue_count))
+			return true;
+		if (need_resched() || !single_task_running() ||
+		    signal_pending(current))
+			break;
+		cpu_relax();
+	} while (local_clock() - start < window);
+	WRITE_ONCE(k->spin_off, true);
+	WRITE_ONCE(k->spin_since, start);
+	return false;
+}
+
+/* Would this poll() sleep waiting for a Reply? Then maybe spin first. */
+static bool kbus_poll_spin(struct kbus_ksock *k, poll_table *wait,
+			   __poll_t mask)
+{
+	__poll_t wanted = poll_requested_events(wait);
+	u64 window = kbus_reply_spin_ns();
+
+	if (!window || poll_does_not_wait(wait) || !(wanted & EPOLLIN) ||
+	    (mask & wanted) || !READ_ONCE(k->out_count) ||
+	    num_online_cpus() < 2)
+		return false;
+	if (READ_ONCE(k->spin_off)) {
+		WRITE_ONCE(k->spin_since, local_clock());
+		return false;
+	}
+	return kbus_reply_spin(k, window);
+}
+
+/*
+ * A message came after a poll() found none: quick enough to spin for? The
+ * time measured includes this task's own wake-up, hence twice the window.
+ */
+static void kbus_poll_spin_learn(struct kbus_ksock *k)
+{
+	u64 since = READ_ONCE(k->spin_since);
+
+	if (!since)
+		return;
+	WRITE_ONCE(k->spin_since, 0);
+	if (local_clock() - since < 2 * kbus_reply_spin_ns())
+		WRITE_ONCE(k->spin_off, false);
+}
+
 static __poll_t kbus_poll(struct file *file, poll_table *wait)
 {
 	struct kbus_ksock *k = file->private_data;
@@ -371,8 +449,12 @@ static __poll_t kbus_poll(struct file *file, poll_table *wait)
 		if (!READ_ONCE(k->sending))
 			mask |= EPOLLOUT | EPOLLWRNORM;
 	}
-	if (READ_ONCE(k->queue_count))
+	if (READ_ONCE(k->queue_count)) {
+		kbus_poll_spin_learn(k);
 		mask |= EPOLLIN | EPOLLRDNORM;
+	} else if (kbus_poll_spin(k, wait, mask)) {
+		mask |= EPOLLIN | EPOLLRDNORM;
+	}
 	return mask;
 }
 
