@@ -7,11 +7,13 @@
 //! outstanding Request, a poll that must not wait, or the parameter at 0.
 //!
 //! Spinning shows as CPU time used by the polling thread while it waits;
-//! sleeping uses almost none. Each test sets a window of hundreds of
-//! milliseconds and a Replier that answers hundreds of milliseconds late,
-//! so that the two differ by far more than the guest's noise. These are
-//! behaviour checks: the Request→Reply bench (`cargo xtask bench --ab`)
-//! measures what spinning buys.
+//! sleeping uses almost none. Each test sets a window of 100 ms or more
+//! and a Replier that answers tens or hundreds of milliseconds late, so
+//! that the two differ by far more than the guest's noise. A spin that the
+//! tests expect to catch its Reply lasts under 100 ms: after about that
+//! long, RCU asks a CPU that has not scheduled to do so, which ends a spin
+//! early (seen on armv7). These are behaviour checks: the Request→Reply
+//! bench (`cargo xtask bench --ab`) measures what spinning buys.
 
 mod abuse_common;
 
@@ -24,8 +26,8 @@ use kbus_guest_tests::*;
 use rustix::time::{clock_gettime, ClockId};
 
 const REQUEST: &str = "$.Spin.Request";
-/// A poll that slept used at most this much CPU.
-const SLEPT: Duration = Duration::from_millis(50);
+/// A poll that slept used at most this much CPU (measured: under 1 ms).
+const SLEPT: Duration = Duration::from_millis(25);
 /// Longest anything here may take before the test calls it lost.
 const LOST: Duration = Duration::from_secs(10);
 
@@ -180,8 +182,8 @@ fn a_requester_spins_for_a_reply_within_the_window() {
     assert_one_of_three_spins(
         &replier,
         &k,
-        Duration::from_millis(300),
-        "Replies 300 ms after the Request, window 1 s",
+        Duration::from_millis(80),
+        "Replies 80 ms after the Request, window 1 s",
     );
 }
 
@@ -192,7 +194,7 @@ fn a_spin_without_a_reply_turns_spinning_off_until_a_quick_reply() {
     let replier = Replier::start();
     let k = open_rw(0);
     let slow = Duration::from_millis(500);
-    let quick = Duration::from_millis(80);
+    let quick = Duration::from_millis(70);
     // Spins through the window (or less, if the CPU is wanted) and gives
     // up; with one CPU online, sleeps.
     let cpu = replier.round_trip(&k, slow);
@@ -252,11 +254,10 @@ fn a_poll_that_must_not_wait_does_not_spin() {
         .send(Duration::from_millis(300))
         .expect("the Replier thread ended");
     let id = send(&k, &MessageRepr::request(REQUEST, b"question"));
-    let (wall, cpu) = (Instant::now(), thread_cpu());
+    let cpu = thread_cpu();
     let r = ok(k.poll(Ready::READ, Some(Duration::ZERO)), "poll, timeout 0");
-    let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
+    let cpu = thread_cpu() - cpu;
     assert_eq!(r, Ready::default(), "nothing can be queued yet");
-    assert!(wall < SLEPT, "a poll with timeout 0 took {wall:?}");
     assert_slept(cpu, "a poll with timeout 0");
     // Readable or writable: the Ksock is writable, so poll does not wait.
     let r = ok(
