@@ -237,6 +237,7 @@ static struct kbus_name *kbus_name_get(struct kbus_dev *dev,
 		kfree(n);
 		return ERR_PTR(-ENOMEM);
 	}
+	dev->names_gen++;
 	wild = kbus_wildcard_counter(dev, n);
 	if (wild)
 		(*wild)++;
@@ -255,18 +256,20 @@ static void kbus_name_put(struct kbus_dev *dev, struct kbus_name *n)
 	if (wild)
 		(*wild)--;
 	rhashtable_remove_fast(&dev->names, &n->node, kbus_name_params);
+	dev->names_gen++;
 	kfree_rcu(n, rcu);
 }
-
-/* Names a walk keeps for its replays (kbus_match_rewind()) */
-#define KBUS_MATCH_KEEP	8
 
 /*
  * Iterates over the binding strings that match a message name. A delivery
  * walks them up to three times (Replier, Listeners, pushes): the first walk
- * keeps what it finds, and kbus_match_rewind() then replays that instead
- * of hashing again. The name table must not change in between: the caller
- * holds dev->lock throughout.
+ * keeps what it finds (up to KBUS_MATCH_KEEP), and kbus_match_rewind()
+ * then replays that instead of hashing again. The name table must not
+ * change in between: the caller holds dev->lock throughout.
+ *
+ * The device also remembers the last complete walk (kbus_dev.memo): a
+ * stream of messages with one name, the common case, then hashes nothing
+ * until a binding string comes or goes.
  */
 struct kbus_match {
 	const char *name;
@@ -280,12 +283,47 @@ struct kbus_match {
 	struct kbus_name *kept[KBUS_MATCH_KEEP];
 };
 
-static void kbus_match_init(struct kbus_match *m, const struct kbus_msg *msg)
+/* Is the device's last walk one for @m's name, and still valid? */
+static bool kbus_memo_matches(const struct kbus_dev *dev,
+			      const struct kbus_match *m)
 {
+	const struct kbus_route_memo *memo = &dev->memo;
+
+	return memo->len == m->len && memo->gen == dev->names_gen &&
+	       !memcmp(memo->name, m->name, m->len);
+}
+
+/* Remember @m's complete walk for the next message of the same name */
+static void kbus_memo_store(struct kbus_dev *dev, const struct kbus_match *m)
+{
+	struct kbus_route_memo *memo = &dev->memo;
+
+	if (m->len > KBUS_MEMO_NAME_LEN || m->found > KBUS_MATCH_KEEP)
+		return;
+	memo->gen = dev->names_gen;
+	memo->len = m->len;
+	memo->found = m->found;
+	memcpy(memo->kept, m->kept, m->found * sizeof(m->kept[0]));
+	memcpy(memo->name, m->name, m->len);
+}
+
+static void kbus_match_init(struct kbus_dev *dev, struct kbus_match *m,
+			    const struct kbus_msg *msg)
+{
+	lockdep_assert_held(&dev->lock);
 	m->name = msg->name;
 	m->len = msg->name_len;
 	m->pos = 0;
 	m->stage = 0;
+	if (kbus_memo_matches(dev, m)) {
+		/* A copy: a nested walk may replace the memo meanwhile */
+		m->found = dev->memo.found;
+		memcpy(m->kept, dev->memo.kept, m->found * sizeof(m->kept[0]));
+		m->ended = true;
+		m->replay = true;
+		m->next = 0;
+		return;
+	}
 	m->ended = false;
 	m->replay = false;
 	m->found = 0;
@@ -358,6 +396,7 @@ static struct kbus_name *kbus_match_next(struct kbus_dev *dev,
 	n = kbus_match_walk(dev, m);
 	if (!n) {
 		m->ended = true;
+		kbus_memo_store(dev, m);
 		return NULL;
 	}
 	if (m->found < KBUS_MATCH_KEEP)
@@ -1113,7 +1152,7 @@ int kbus_deliver(struct kbus_dev *dev, struct kbus_ksock *sender,
 	lockdep_assert_held(&dev->lock);
 	if (sender)
 		lockdep_assert_held(&sender->lock);
-	kbus_match_init(&m, msg);
+	kbus_match_init(dev, &m, msg);
 	if (request) {
 		replier = kbus_choose_replier(dev, &m);
 		if (!replier)
@@ -1279,7 +1318,7 @@ static void kbus_set_aside_lost(struct kbus_dev *dev,
 				    KBUS_NAME_EVENTS_LOST);
 		return;
 	}
-	kbus_match_init(&m, event);
+	kbus_match_init(dev, &m, event);
 	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (!kbus_has_tail_lost(dev, b->ksock))
@@ -1295,7 +1334,7 @@ static void kbus_set_aside_event(struct kbus_dev *dev, struct kbus_msg *msg)
 	struct kbus_name *n;
 	u32 count = 0;
 
-	kbus_match_init(&m, msg);
+	kbus_match_init(dev, &m, msg);
 	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			count++;
@@ -1333,7 +1372,7 @@ static bool kbus_bind_event_blocked(struct kbus_dev *dev,
 	struct kbus_match m;
 	struct kbus_name *n;
 
-	kbus_match_init(&m, msg);
+	kbus_match_init(dev, &m, msg);
 	while ((n = kbus_match_next(dev, &m)))
 		list_for_each_entry(b, &n->listeners, name_list)
 			if (kbus_may_block_binds(b->ksock) &&

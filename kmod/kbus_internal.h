@@ -420,6 +420,25 @@ struct kbus_ksock {
 	u64 spin_since;			/* when poll last found nothing, or 0 */
 };
 
+/* Names a walk of the name table keeps for its replays (kbus_deliver.c) */
+#define KBUS_MATCH_KEEP		8
+/* Longest message name whose walk the device remembers */
+#define KBUS_MEMO_NAME_LEN	64
+
+/*
+ * The binding strings that the last complete walk found for one message
+ * name. Valid while names_gen is what it was: any string added to or
+ * removed from the name table makes it stale, so its pointers are never
+ * used after their string is gone.
+ */
+struct kbus_route_memo {
+	u64 gen;			/* kbus_dev.names_gen when made */
+	u32 len;			/* of name; 0: nothing remembered */
+	u32 found;			/* <= KBUS_MATCH_KEEP */
+	struct kbus_name *kept[KBUS_MATCH_KEEP];
+	char name[KBUS_MEMO_NAME_LEN];
+};
+
 struct kbus_dev {
 	struct mutex lock;		/* routing state; see kbus_main.c */
 	u32 index;
@@ -429,6 +448,8 @@ struct kbus_dev {
 	struct rhashtable names;	/* struct kbus_name by string */
 	u32 nr_star;			/* '*' binding strings in names */
 	u32 nr_percent;			/* '%' binding strings in names */
+	u64 names_gen;			/* bumped when a string comes or goes */
+	struct kbus_route_memo memo;	/* the last walk, for a stream */
 	u64 bind_seq;
 
 	struct xarray ksocks;		/* id -> struct kbus_ksock */

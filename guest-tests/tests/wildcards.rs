@@ -206,3 +206,66 @@ fn a_latin1_name_does_not_break_a_wildcard_listener_loop() -> Result<(), Error> 
     assert_eq!(seen[1].1, b"$.Latin.Next");
     Ok(())
 }
+
+/// The module remembers which binding strings the last message name
+/// matched (kmod/README.md, "Data structures"): every binding string that
+/// comes or goes between two messages of one name must still change who
+/// hears the second, for each form (exact, `%`, `*`) and for a Replier.
+#[test]
+fn a_binding_made_or_dropped_between_two_sends_of_one_name_counts() {
+    let name = "$.WcMemo.Kitchen.Toaster";
+    let s = open_rw(0);
+    let heard = |k: &Ksock, what: &str| {
+        let m = recv(k, what);
+        assert_eq!(m.name().to_str().unwrap(), name, "{what}");
+        assert_empty(k, &format!("{what}: one copy"));
+    };
+    let exact = open_ro(0);
+    bind(&exact, name, Role::Listener);
+    send(&s, &MessageRepr::announcement(name, b"1"));
+    heard(&exact, "exact, before any wildcard");
+
+    let mut others = Vec::new();
+    for string in ["$.WcMemo.Kitchen.%", "$.WcMemo.*", "$.*"] {
+        let k = open_ro(0);
+        bind(&k, string, Role::Listener);
+        send(&s, &MessageRepr::announcement(name, b"2"));
+        heard(&exact, &format!("exact, after {string} came"));
+        for (k, which) in &others {
+            heard(k, &format!("{which}, after {string} came"));
+        }
+        heard(&k, &format!("{string}, bound after the last send"));
+        others.push((k, string));
+    }
+    while let Some((k, string)) = others.pop() {
+        ok(k.unbind(string, Role::Listener), "unbind");
+        send(&s, &MessageRepr::announcement(name, b"3"));
+        assert_empty(&k, &format!("{string}, unbound before this send"));
+        heard(&exact, &format!("exact, after {string} went"));
+        for (k, which) in &others {
+            heard(k, &format!("{which}, after {string} went"));
+        }
+    }
+
+    // A Request finds a Replier bound since the last send, and then not.
+    let request = MessageRepr::request(name, b"?");
+    expect_errno(s.send_msg(&request), Errno::ADDRNOTAVAIL, "no Replier yet");
+    let r = open_rw(0);
+    bind(&r, "$.WcMemo.%", Role::Replier);
+    expect_errno(s.send_msg(&request), Errno::ADDRNOTAVAIL, "% is one level");
+    bind(&r, "$.WcMemo.Kitchen.%", Role::Replier);
+    send(&s, &request);
+    let m = recv(&r, "the Request, to the Replier bound since");
+    assert!(m.wants_us_to_reply(), "{m}");
+    heard(&exact, "exact, the Request");
+    ok(
+        r.unbind("$.WcMemo.Kitchen.%", Role::Replier),
+        "unbind the Replier",
+    );
+    expect_errno(
+        s.send_msg(&request),
+        Errno::ADDRNOTAVAIL,
+        "the Replier went",
+    );
+    assert_empty(&exact, "no copy of a Request that was not sent");
+}
