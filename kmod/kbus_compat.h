@@ -14,6 +14,7 @@
 #include <linux/hrtimer.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/poll.h>
 #include <linux/types.h>
 #include <linux/version.h>
 
@@ -38,6 +39,19 @@ static inline struct class *kbus_class_create(const char *name)
 #else
 #define KBUS_DEVNODE_DEV struct device
 #endif
+
+/*
+ * Will this poll() sleep if nothing is ready? That is its first pass, with
+ * a timeout: the table still has its queueing function (do_poll() clears
+ * it for a zero timeout and after the first pass; epoll passes none once
+ * the file is registered). poll_does_not_wait() said so up to 6.12 and is
+ * gone by 7.2; its own test stands in on every kernel, so no version
+ * boundary has to be guessed.
+ */
+static inline bool kbus_poll_may_wait(const struct poll_table_struct *p)
+{
+	return p && p->_qproc;
+}
 
 /* hrtimer_setup() replaced hrtimer_init() and the function assignment in 6.13. */
 static inline void kbus_hrtimer_setup(struct hrtimer *timer,

@@ -398,7 +398,7 @@ static bool kbus_poll_spin(struct kbus_ksock *k, poll_table *wait,
 	__poll_t wanted = poll_requested_events(wait);
 	u64 window = kbus_reply_spin_ns();
 
-	if (!window || poll_does_not_wait(wait) || !(wanted & EPOLLIN) ||
+	if (!window || !kbus_poll_may_wait(wait) || !(wanted & EPOLLIN) ||
 	    (mask & wanted) || !READ_ONCE(k->out_count) ||
 	    num_online_cpus() < 2)
 		return false;
