@@ -107,9 +107,10 @@ impl Replier {
         }
     }
 
-    /// From `k` (in the thread that started the Replier), send a Request that is answered `delay` after the Replier
-    /// reads it; wait in poll for the Reply and read it. Returns the CPU
-    /// time this thread used in poll.
+    /// From `k` (in the thread that started the Replier), send a Request
+    /// that is answered `delay` after the Replier reads it; wait in poll
+    /// for the Reply and read it. Returns the CPU time this thread used in
+    /// poll.
     #[track_caller]
     fn round_trip(&self, k: &Ksock, delay: Duration) -> Duration {
         self.delays.send(delay).expect("the Replier thread ended");
