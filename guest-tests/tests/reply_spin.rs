@@ -178,10 +178,15 @@ fn assert_slept(cpu: Duration, what: &str) {
     );
 }
 
-/// A round trip's poll slept: it switched away, and used little CPU.
+/// A round trip's poll slept: it used little CPU and, where a spin could
+/// have caught the Reply, switched away. With one CPU online the Replier
+/// may preempt the requester before its poll sleeps (seen on the debug
+/// kernel), so there the CPU time alone speaks.
 #[track_caller]
 fn assert_round_trip_slept(w: &Waited, what: &str) {
-    assert!(w.slept, "{what}: poll returned without sleeping");
+    if spinning_possible() {
+        assert!(w.slept, "{what}: poll returned without sleeping");
+    }
     assert_slept(w.cpu, what);
 }
 
@@ -194,8 +199,9 @@ fn assert_round_trip_slept(w: &Waited, what: &str) {
 #[track_caller]
 fn assert_one_of_three_spins(replier: &Replier, k: &Ksock, delay: Duration, what: &str) {
     if !spinning_possible() {
-        let w = replier.round_trip(k, delay);
-        assert_round_trip_slept(&w, &format!("{what}, one CPU online"));
+        // Long enough that a spin would show in CPU time.
+        let w = replier.round_trip(k, Duration::from_millis(300));
+        assert_round_trip_slept(&w, &format!("{what}, one CPU online, 300 ms"));
         return;
     }
     let mut used = Vec::new();
