@@ -1,7 +1,7 @@
 //! `test`, `demo` and `sizes`.
 
 use crate::cross;
-use crate::guest::{self, Payload, Work};
+use crate::guest::{self, binary_stem, Payload, Work};
 use crate::kmod;
 use crate::matrix::{self, Cell, CellResult};
 use crate::setup::{self, Kernel};
@@ -596,11 +596,6 @@ fn print_console(t: &Target, o: &guest::Outcome, lines: &[String]) {
     for l in lines {
         eprintln!("{l}");
     }
-}
-
-/// `name` of a cargo test binary `name-<hash>`.
-fn binary_stem(exe: &str) -> &str {
-    exe.rsplit_once('-').map_or(exe, |(stem, _)| stem)
 }
 
 /// `guest-tests/spec-tags.toml`: guest tests of behaviours the spec leaves

@@ -5,5 +5,5 @@ mod qemu;
 mod share;
 
 pub use initramfs::initramfs;
-pub use qemu::{boot, check_qemu, run_work, Console, Outcome, RunOptions};
+pub use qemu::{binary_stem, boot, check_qemu, run_work, Console, Outcome, RunOptions};
 pub use share::{stage, Payload, Work};

@@ -69,6 +69,27 @@ impl Outcome {
             && !self.timed_out
     }
 
+    /// The steps that failed, each as `binary::test` for each of its failed
+    /// tests, or as `binary` where it named none (a crash, or not a test
+    /// harness): what a reader of the summary alone needs to know.
+    pub fn failed_steps(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (step, _) in self.steps.iter().filter(|(_, rc)| *rc != 0) {
+            let tests: Vec<String> = self
+                .failed_tests
+                .iter()
+                .filter(|(s, _)| s == step)
+                .map(|(_, test)| format!("{}::{test}", binary_stem(step)))
+                .collect();
+            if tests.is_empty() {
+                failed.push(binary_stem(step).to_string());
+            } else {
+                failed.extend(tests);
+            }
+        }
+        failed
+    }
+
     /// A one-line verdict.
     pub fn describe(&self) -> String {
         let mut why = Vec::new();
@@ -92,6 +113,10 @@ impl Outcome {
             Some(rc) => why.push(format!("payload exited with {rc}")),
             None => why.push("no result line from the guest".to_string()),
         }
+        let failed = self.failed_steps();
+        if !failed.is_empty() {
+            why.push(format!("failed: {}", failed.join(", ")));
+        }
         match self.checks_ok {
             Some(true) => {}
             Some(false) => why.push("post-run checks failed (rmmod or dmesg)".to_string()),
@@ -104,6 +129,11 @@ impl Outcome {
             why.join("; ")
         }
     }
+}
+
+/// `name` of a cargo test binary `name-<hash>`.
+pub fn binary_stem(exe: &str) -> &str {
+    exe.rsplit_once('-').map_or(exe, |(stem, _)| stem)
 }
 
 /// Prefix of the summary lines a guest bench prints (see `benches/benches/ksock.rs`).
@@ -399,8 +429,20 @@ mod tests {
                 "closing_is_linear".to_string()
             )]
         );
+        parse_line("KBUS-RIG-STEP: abuse_close-0123 101", &mut o, start);
         parse_line("KBUS-RIG-EXIT: 3", &mut o, start);
-        assert_eq!(o.steps, [("demo".into(), 0), ("t2".into(), -1)]);
+        assert_eq!(
+            o.steps,
+            [
+                ("demo".into(), 0),
+                ("t2".into(), -1),
+                ("abuse_close-0123".into(), 101)
+            ]
+        );
+        assert_eq!(o.failed_steps(), ["t2", "abuse_close::closing_is_linear"]);
+        assert!(o
+            .describe()
+            .contains("failed: t2, abuse_close::closing_is_linear"));
         assert_eq!(o.checks_ok, Some(true));
         assert_eq!(o.error.as_deref(), Some("no kbus.ko"));
         assert_eq!(o.bench, ["send 123 ns"]);
