@@ -8,6 +8,7 @@
 #ifndef KBUS_INTERNAL_H
 #define KBUS_INTERNAL_H
 
+#include <linux/atomic.h>
 #include <linux/build_bug.h>
 #include <linux/device.h>
 #include <linux/hrtimer.h>
@@ -576,6 +577,18 @@ void kbus_wake_now(struct kbus_dev *dev);
 void kbus_wake_forget(struct kbus_ksock *k);
 void kbus_room_released(struct kbus_ksock *k, bool was_full);
 bool kbus_full_before_pop(const struct kbus_ksock *k);
+
+/*
+ * kbus_main.c: how Reply spins ended, shown in debugfs kbus/reply_spin.
+ * A spin that was neither caught nor cut ran out its window.
+ */
+struct kbus_spin_stats {
+	atomic64_t spins;	/* started */
+	atomic64_t caught;	/* ended by a queued message */
+	atomic64_t cut;		/* ended early: CPU wanted, or a signal */
+};
+
+extern struct kbus_spin_stats kbus_spin_stats;
 
 /* kbus_proc.c */
 int kbus_proc_init(void);

@@ -373,17 +373,29 @@ static u64 kbus_reply_spin_ns(void)
 	return (u64)READ_ONCE(kbus_reply_spin_us) * NSEC_PER_USEC;
 }
 
+/* How spins ended, for tuning (debugfs kbus/reply_spin, kbus_proc.c) */
+struct kbus_spin_stats kbus_spin_stats = {
+	.spins = ATOMIC64_INIT(0),
+	.caught = ATOMIC64_INIT(0),
+	.cut = ATOMIC64_INIT(0),
+};
+
 /* Watch the queue for up to @window ns; true if a message came */
 static bool kbus_reply_spin(struct kbus_ksock *k, u64 window)
 {
 	u64 start = local_clock();
 
+	atomic64_inc(&kbus_spin_stats.spins);
 	do {
-		if (READ_ONCE(k->queue_count))
+		if (READ_ONCE(k->queue_count)) {
+			atomic64_inc(&kbus_spin_stats.caught);
 			return true;
+		}
 		if (need_resched() || !single_task_running() ||
-		    signal_pending(current))
+		    signal_pending(current)) {
+			atomic64_inc(&kbus_spin_stats.cut);
 			break;
+		}
 		cpu_relax();
 	} while (local_clock() - start < window);
 	WRITE_ONCE(k->spin_off, true);

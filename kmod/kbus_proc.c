@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KBUS: /proc/kbus/bindings and /proc/kbus/stats (spec section 8).
+ * KBUS: /proc/kbus/bindings and /proc/kbus/stats (spec section 8), and
+ * debugfs kbus/reply_spin (ours: how Reply spins ended).
  *
  * Both are seq_files with one record per device, in index order. The
  * device pointer is looked up under kbus_table_lock (released again), and
@@ -10,6 +11,7 @@
  * are read as a snapshot with READ_ONCE.
  */
 
+#include <linux/debugfs.h>
 #include <linux/pid.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
@@ -17,6 +19,7 @@
 #include "kbus_internal.h"
 
 static struct proc_dir_entry *kbus_proc_dir;
+static struct dentry *kbus_debugfs_dir;
 
 static void *kbus_seq_start(struct seq_file *s, loff_t *pos)
 {
@@ -100,6 +103,24 @@ static const struct seq_operations kbus_stats_ops = {
 	.show = kbus_stats_show,
 };
 
+static int kbus_reply_spin_show(struct seq_file *s, void *v)
+{
+	seq_printf(s, "spins %lld\ncaught %lld\ncut %lld\n",
+		   (long long)atomic64_read(&kbus_spin_stats.spins),
+		   (long long)atomic64_read(&kbus_spin_stats.caught),
+		   (long long)atomic64_read(&kbus_spin_stats.cut));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(kbus_reply_spin);
+
+/* debugfs is for people and tests: its failures are not ours to report */
+static void kbus_debugfs_init(void)
+{
+	kbus_debugfs_dir = debugfs_create_dir("kbus", NULL);
+	debugfs_create_file("reply_spin", 0444, kbus_debugfs_dir, NULL,
+			    &kbus_reply_spin_fops);
+}
+
 int kbus_proc_init(void)
 {
 	kbus_proc_dir = proc_mkdir("kbus", NULL);
@@ -111,10 +132,12 @@ int kbus_proc_init(void)
 		proc_remove(kbus_proc_dir);
 		return -ENOMEM;
 	}
+	kbus_debugfs_init();
 	return 0;
 }
 
 void kbus_proc_exit(void)
 {
+	debugfs_remove(kbus_debugfs_dir);
 	proc_remove(kbus_proc_dir);
 }
