@@ -6,44 +6,85 @@
 //! comes within twice the window of a poll again. Nothing else spins: no
 //! outstanding Request, a poll that must not wait, or the parameter at 0.
 //!
-//! A poll that caught its Reply spinning returns without having slept (no
-//! voluntary context switch of its thread); one that slept switched away
-//! and used little CPU. A spin lasts at most its window in CPU time. The
-//! Replies the tests expect caught come 20 ms late: a spin ends early when
-//! any other task wants its CPU, and on a busy host (the full test run)
-//! spins of 80 ms were cut after 17–39 ms. These are behaviour checks: the
-//! Request→Reply bench (`cargo xtask bench --ab`) measures what spinning
-//! buys.
+//! The module counts its spins in debugfs (`kbus/reply_spin`: started,
+//! caught by a message, cut short), and the tests read those counts around
+//! each poll: timing cannot tell a spin from a sleep in an emulated guest
+//! on a busy host, where a vCPU's wait for the host CPU counts as run time
+//! and spins are cut by every runnable kernel thread (in the full run on
+//! armv7, every 10 ms). A poll that caught its Reply must also not have
+//! slept (no voluntary context switch of its thread). These are behaviour
+//! checks: the Request→Reply bench (`cargo xtask bench --ab`) measures
+//! what spinning buys.
 
 mod abuse_common;
 
 use std::sync::mpsc::{channel, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use abuse_common::Knob;
 use kbus_guest_tests::*;
-use rustix::time::{clock_gettime, ClockId};
 
 const REQUEST: &str = "$.Spin.Request";
-/// A poll that slept used at most this much CPU. On a quiet host it uses
-/// under 1 ms; on a busy one, a TCG guest counts the time its vCPU thread
-/// waited for the host CPU as the guest task's run time (25 ms seen in a
-/// poll that slept, i686 beside the other cells). Where CPU time alone
-/// tells a spin from a sleep, the spin would last 300 ms or more.
-const SLEPT: Duration = Duration::from_millis(50);
 /// Longest anything here may take before the test calls it lost.
 const LOST: Duration = Duration::from_secs(10);
+/// How late the Replies come that a spin should catch: short, so that a
+/// spin is seldom cut before (a runnable kernel thread ends it), and long
+/// enough that the requester is in poll before the Reply is queued.
+const QUICK: Duration = Duration::from_millis(2);
+/// Round trips a test may take to see one spin catch its Reply. A cut spin
+/// turns spinning off until the next Reply, so at least half of them spin.
+const TRIES: usize = 10;
+/// The module's debugfs file of spin counts.
+const SPIN_COUNTS: &str = "/sys/kernel/debug/kbus/reply_spin";
 
-/// The CPU time this thread has used so far.
-fn thread_cpu() -> Duration {
-    let t = clock_gettime(ClockId::ThreadCPUTime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+/// The module's counts of Reply spins since it was loaded (all devices).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Spins {
+    /// Spins started.
+    spins: u64,
+    /// Spins that ended because a message was queued.
+    caught: u64,
+    /// Spins cut short: another task wanted the CPU, or a signal.
+    cut: u64,
+}
+
+impl Spins {
+    /// The counts now. A module without the file fails the test, loudly.
+    fn now() -> Spins {
+        let text = std::fs::read_to_string(SPIN_COUNTS)
+            .unwrap_or_else(|e| panic!("reading {SPIN_COUNTS}: {e}"));
+        let mut counts = Spins::default();
+        for line in text.lines() {
+            let (key, value) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{SPIN_COUNTS}: not `<name> <count>`: {line:?}"));
+            let value: u64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("{SPIN_COUNTS}: not a count: {line:?}"));
+            match key {
+                "spins" => counts.spins = value,
+                "caught" => counts.caught = value,
+                "cut" => counts.cut = value,
+                _ => panic!("{SPIN_COUNTS}: unknown line {line:?}"),
+            }
+        }
+        counts
+    }
+
+    /// What happened between `before` and now.
+    fn since(before: Spins) -> Spins {
+        let now = Spins::now();
+        Spins {
+            spins: now.spins - before.spins,
+            caught: now.caught - before.caught,
+            cut: now.cut - before.cut,
+        }
+    }
 }
 
 /// How many times this thread has slept (`voluntary_ctxt_switches` in
-/// /proc/thread-self/status). A poll that caught its Reply spinning adds
-/// none; one that slept adds one or more, however busy the host.
+/// /proc/thread-self/status).
 fn voluntary_switches() -> u64 {
     let status = std::fs::read_to_string("/proc/thread-self/status")
         .expect("reading /proc/thread-self/status");
@@ -56,11 +97,12 @@ fn voluntary_switches() -> u64 {
         .expect("a number of context switches")
 }
 
-/// What one poll for a Reply cost this thread.
+/// What one poll for a Reply did.
+#[derive(Debug)]
 struct Waited {
-    /// CPU time used in poll.
-    cpu: Duration,
-    /// Whether it slept in poll (a context switch of its own).
+    /// The module's spin counts over the poll.
+    spins: Spins,
+    /// Whether this thread slept in it (a context switch of its own).
     slept: bool,
 }
 
@@ -136,23 +178,23 @@ impl Replier {
 
     /// From `k` (in the thread that started the Replier), send a Request
     /// that is answered `delay` after the Replier reads it; wait in poll
-    /// for the Reply and read it. Returns what the poll cost this thread.
+    /// for the Reply and read it. Returns what the poll did.
     #[track_caller]
     fn round_trip(&self, k: &Ksock, delay: Duration) -> Waited {
         self.delays.send(delay).expect("the Replier thread ended");
         let id = send(k, &MessageRepr::request(REQUEST, b"question"));
-        let (wall, cpu, switches) = (Instant::now(), thread_cpu(), voluntary_switches());
+        let (before, switches) = (Spins::now(), voluntary_switches());
         let r = ok(k.poll(Ready::READ, Some(LOST)), "poll for the Reply");
         let slept = voluntary_switches() > switches;
-        let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
+        let spins = Spins::since(before);
         assert_eq!(r, Ready::READ, "no Reply within {LOST:?}");
         let m = recv(k, "the Reply");
         assert!(m.is_reply() && m.in_reply_to() == id, "not our Reply: {m}");
-        assert!(
-            wall >= delay,
-            "poll returned after {wall:?}, before the Reply was sent ({delay:?})"
-        );
-        Waited { cpu, slept }
+        assert!(spins.spins <= 1, "one poll, {spins:?}");
+        if spins.caught == 1 {
+            assert!(!slept, "a spin caught the Reply, yet the poll slept");
+        }
+        Waited { spins, slept }
     }
 }
 
@@ -170,49 +212,33 @@ impl Drop for Replier {
     }
 }
 
+/// A round trip's poll did not spin.
 #[track_caller]
-fn assert_slept(cpu: Duration, what: &str) {
-    assert!(
-        cpu <= SLEPT,
-        "{what}: poll used {cpu:?} of CPU while it waited; sleeping uses at most {SLEPT:?}"
-    );
+fn assert_no_spin(w: &Waited, what: &str) {
+    assert_eq!(w.spins.spins, 0, "{what}: the poll spun ({w:?})");
 }
 
-/// A round trip's poll slept: it used little CPU and, where a spin could
-/// have caught the Reply, switched away. With one CPU online the Replier
-/// may preempt the requester before its poll sleeps (seen on the debug
-/// kernel), so there the CPU time alone speaks.
+/// Round trips answered [`QUICK`] until a poll's spin catches its Reply, at
+/// most [`TRIES`]. Any other task that wants the CPU cuts a spin short (the
+/// guest's kernel threads do now and then, more so on a busy host), which
+/// turns spinning off until the next Reply. With one CPU online: that no
+/// poll spins.
 #[track_caller]
-fn assert_round_trip_slept(w: &Waited, what: &str) {
-    if spinning_possible() {
-        assert!(w.slept, "{what}: poll returned without sleeping");
-    }
-    assert_slept(w.cpu, what);
-}
-
-/// Round trips answered `delay` late until one poll catches its Reply
-/// spinning (it returns without having slept), at most three. Any other
-/// task that wants the CPU ends a spin early (the guest's kernel threads
-/// do now and then, more so on a busy host), which turns spinning off
-/// until the next Reply; so one early end may take two more round trips.
-/// With one CPU online: that the round trip's poll sleeps instead.
-#[track_caller]
-fn assert_one_of_three_spins(replier: &Replier, k: &Ksock, delay: Duration, what: &str) {
+fn assert_a_spin_catches_a_reply(replier: &Replier, k: &Ksock, what: &str) {
     if !spinning_possible() {
-        // Long enough that a spin would show in CPU time.
-        let w = replier.round_trip(k, Duration::from_millis(300));
-        assert_round_trip_slept(&w, &format!("{what}, one CPU online, 300 ms"));
+        let w = replier.round_trip(k, QUICK);
+        assert_no_spin(&w, &format!("{what}, one CPU online"));
         return;
     }
-    let mut used = Vec::new();
-    for _ in 0..3 {
-        let w = replier.round_trip(k, delay);
-        if !w.slept {
+    let mut seen = Vec::new();
+    for _ in 0..TRIES {
+        let w = replier.round_trip(k, QUICK);
+        if w.spins.caught == 1 {
             return;
         }
-        used.push(w.cpu);
+        seen.push(w.spins);
     }
-    panic!("{what}: every poll slept before its Reply came; CPU used: {used:?}");
+    panic!("{what}: no spin caught its Reply in {TRIES} round trips: {seen:?}");
 }
 
 #[test]
@@ -220,12 +246,7 @@ fn a_requester_spins_for_a_reply_within_the_window() {
     let _window = Knob::param("kbus_reply_spin_us", "1000000");
     let replier = Replier::start();
     let k = open_rw(0);
-    assert_one_of_three_spins(
-        &replier,
-        &k,
-        Duration::from_millis(20),
-        "Replies 20 ms after the Request, window 1 s",
-    );
+    assert_a_spin_catches_a_reply(&replier, &k, "window 1 s");
 }
 
 #[test]
@@ -235,33 +256,29 @@ fn a_spin_without_a_reply_turns_spinning_off_until_a_quick_reply() {
     let replier = Replier::start();
     let k = open_rw(0);
     let slow = Duration::from_millis(500);
-    let quick = Duration::from_millis(20);
     // Spins through the window (or less, if the CPU is wanted) and gives
     // up; with one CPU online, sleeps.
-    let cpu = replier.round_trip(&k, slow).cpu;
-    let most = if spinning_possible() {
-        window + SLEPT
-    } else {
-        SLEPT
-    };
-    assert!(
-        cpu <= most,
-        "a spin lasts at most the window ({window:?}), this poll used {cpu:?}"
+    let w = replier.round_trip(&k, slow);
+    let expected = u64::from(spinning_possible());
+    assert_eq!(
+        (w.spins.spins, w.spins.caught),
+        (expected, 0),
+        "a Reply 500 ms late, window {window:?}: (spins, caught) ({w:?})"
     );
-    assert_round_trip_slept(
+    assert!(w.slept, "the poll waited 500 ms without sleeping ({w:?})");
+    assert_no_spin(
         &replier.round_trip(&k, slow),
         "after a spin without a Reply",
     );
     // That Reply came 500 ms after the poll: more than twice the window.
-    assert_round_trip_slept(
-        &replier.round_trip(&k, quick),
+    assert_no_spin(
+        &replier.round_trip(&k, Duration::from_millis(20)),
         "still off after a Reply slower than twice the window",
     );
     // That one came within twice the window: spinning is on again.
-    assert_one_of_three_spins(
+    assert_a_spin_catches_a_reply(
         &replier,
         &k,
-        quick,
         "on again after a Reply within twice the window",
     );
 }
@@ -279,13 +296,13 @@ fn a_listener_waiting_for_an_announcement_does_not_spin() {
         thread::sleep(Duration::from_millis(300));
         send(&s, &MessageRepr::announcement(name, b"news"));
     });
-    let cpu = thread_cpu();
+    let before = Spins::now();
     let r = ok(l.poll(Ready::READ, Some(LOST)), "Listener poll");
-    let cpu = thread_cpu() - cpu;
+    let spins = Spins::since(before);
     assert_eq!(r, Ready::READ, "the Announcement never came");
     sender.join().expect("the sender thread panicked");
     assert_eq!(recv(&l, "the Announcement").data(), b"news");
-    assert_slept(cpu, "no Request outstanding");
+    assert_eq!(spins.spins, 0, "no Request outstanding, yet {spins:?}");
 }
 
 #[test]
@@ -298,17 +315,17 @@ fn a_poll_that_must_not_wait_does_not_spin() {
         .send(Duration::from_millis(300))
         .expect("the Replier thread ended");
     let id = send(&k, &MessageRepr::request(REQUEST, b"question"));
-    let cpu = thread_cpu();
+    let before = Spins::now();
     let r = ok(k.poll(Ready::READ, Some(Duration::ZERO)), "poll, timeout 0");
-    let cpu = thread_cpu() - cpu;
     assert_eq!(r, Ready::default(), "nothing can be queued yet");
-    assert_slept(cpu, "a poll with timeout 0");
     // Readable or writable: the Ksock is writable, so poll does not wait.
     let r = ok(
         k.poll(Ready::BOTH, Some(LOST)),
         "poll, readable or writable",
     );
     assert_eq!(r, Ready::WRITE, "writable at once, the Reply still to come");
+    let spins = Spins::since(before);
+    assert_eq!(spins.spins, 0, "polls that must not wait, yet {spins:?}");
     let r = ok(k.poll(Ready::READ, Some(LOST)), "poll for the Reply");
     assert_eq!(r, Ready::READ);
     let m = recv(&k, "the Reply");
@@ -320,6 +337,8 @@ fn spinning_is_off_with_the_parameter_at_zero() {
     let _window = Knob::param("kbus_reply_spin_us", "0");
     let replier = Replier::start();
     let k = open_rw(0);
-    let w = replier.round_trip(&k, Duration::from_millis(300));
-    assert_round_trip_slept(&w, "kbus_reply_spin_us=0");
+    for _ in 0..3 {
+        let w = replier.round_trip(&k, QUICK);
+        assert_no_spin(&w, "kbus_reply_spin_us=0");
+    }
 }
