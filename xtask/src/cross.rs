@@ -1,8 +1,9 @@
 //! Cargo builds for the guests: static binaries for each arch's Rust target
-//! in `target/guest` (cross arches with `-Zbuild-std` and the Debian cross gcc).
+//! in `guest/` of the build dir ([`util::build_dir`], under the cache), cross
+//! arches with `-Zbuild-std` and the Debian cross gcc.
 
 use crate::target::Target;
-use crate::util::{self, step, target_dir, workspace_root};
+use crate::util::{self, step, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -10,10 +11,10 @@ use std::process::{Command, Stdio};
 
 /// The separate target dir of all guest and cross builds.
 pub fn guest_target_dir() -> PathBuf {
-    target_dir().join("guest")
+    util::build_dir().join("guest")
 }
 
-/// `cargo <sub> --target <t> --target-dir target/guest` with the arch's linker,
+/// `cargo <sub> --target <t> --target-dir <build dir>/guest` with the arch's linker,
 /// rustflags and, when needed, `-Zbuild-std`.
 pub fn cargo(t: &Target, sub: &str) -> Command {
     cargo_with(t, sub, "std,panic_abort", &[])
@@ -26,7 +27,7 @@ fn cargo_with(t: &Target, sub: &str, build_std: &str, extra_rustflags: &[&str]) 
         .args(["--target", &t.rust.target])
         .arg("--target-dir")
         .arg(guest_target_dir())
-        // Same value for every build in target/guest, so nothing is rebuilt
+        // Same value for every build in the guest target dir, so nothing is rebuilt
         // just because it changed.
         .env("RUSTC_BOOTSTRAP", "1")
         // Guests run under TCG emulation, where unoptimised code is slow

@@ -32,12 +32,86 @@ pub fn cache_dir() -> Result<PathBuf> {
 }
 
 /// The cargo running xtask (`$CARGO`, else `cargo` on PATH), in the
-/// workspace root: the start of every cargo command the rig runs, host
-/// and guest builds alike.
+/// workspace root and with [`build_dir`] as its target dir: the start of
+/// every cargo command the rig runs, host and guest builds alike.
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(workspace_root());
+    c.current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", build_dir());
     c
+}
+
+/// Cargo's target dir for the builds the rig runs (host checks, guest and
+/// cross builds): `$CARGO_TARGET_DIR` if set, else
+/// `<cache>/cargo-target/<toolchain>`. Outside the clone, a fresh clone
+/// (every CI run) rebuilds only the workspace's own crates, not the
+/// standard library for six targets, Zenoh and the other dependencies;
+/// cargo names a workspace crate's artifacts by its path inside the
+/// workspace, so clones at different paths share them. Keyed by the
+/// toolchain (`rustc -V`): the first build with a new one removes the
+/// other toolchains' folders.
+pub fn build_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+            return PathBuf::from(d);
+        }
+        match cache_dir() {
+            Ok(cache) => toolchain_build_dir(&cache.join("cargo-target")),
+            Err(_) => target_dir(),
+        }
+    })
+    .clone()
+}
+
+/// `parent/<toolchain>`, made on first use, with the other toolchains'
+/// folders under `parent` removed then.
+fn toolchain_build_dir(parent: &Path) -> PathBuf {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("-V")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let key = toolchain_key(&version);
+    let dir = parent.join(&key);
+    if !dir.exists() {
+        if let Ok(entries) = fs::read_dir(parent) {
+            for e in entries.flatten() {
+                step(format!(
+                    "removing {} (another toolchain's builds)",
+                    e.path().display()
+                ));
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    dir
+}
+
+/// A folder name for the toolchain that `rustc -V` printed, e.g.
+/// `1.95.0-59807616e` for `rustc 1.95.0 (59807616e 2026-04-14)`.
+fn toolchain_key(version: &str) -> String {
+    let words: Vec<&str> = version
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        ["rustc", release, hash, ..] => format!("{release}-{hash}"),
+        ["rustc", release] => release.to_string(),
+        _ => "unknown-toolchain".to_string(),
+    }
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+            c
+        } else {
+            '_'
+        }
+    })
+    .collect()
 }
 
 /// Print a step header in cargo's style (`    Building kbus.ko for …`), so
@@ -231,7 +305,22 @@ impl FileLock {
 
 #[cfg(test)]
 mod tests {
-    use super::step_parts;
+    use super::{step_parts, toolchain_key};
+
+    #[test]
+    fn toolchains_name_their_build_folders() {
+        assert_eq!(
+            toolchain_key("rustc 1.95.0 (59807616e 2026-04-14)\n"),
+            "1.95.0-59807616e"
+        );
+        assert_eq!(
+            toolchain_key("rustc 1.97.0-nightly (0a1b2c3d4 2026-11-30)"),
+            "1.97.0-nightly-0a1b2c3d4"
+        );
+        assert_eq!(toolchain_key("rustc 1.95.0"), "1.95.0");
+        assert_eq!(toolchain_key(""), "unknown-toolchain");
+        assert_eq!(toolchain_key("rustc ../x (y)"), ".._x-y");
+    }
 
     #[test]
     fn steps_read_like_cargo() {
