@@ -125,7 +125,7 @@ fn cpus_online() -> usize {
 
 /// Does this guest have a second CPU for the Replier? Reply spinning never
 /// starts with one CPU online (the mipsel guest has one): there, each test
-/// checks that the poll sleeps instead.
+/// checks that no poll spins.
 fn spinning_possible() -> bool {
     cpus_online() >= 2
 }
