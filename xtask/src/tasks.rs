@@ -536,13 +536,7 @@ fn guest_suite(
             "ok".to_string()
         } else {
             // Which of its failed tests are documented differences?
-            let failed: Vec<&str> = o
-                .failed_tests
-                .iter()
-                .filter(|(step, _)| step == name)
-                .map(|(_, test)| test.as_str())
-                .collect();
-            match tags.all_tagged(name, &failed) {
+            match tags.all_tagged(name, &o.failed_tests_of(name)) {
                 Some(sections) if vendor_module => {
                     real_failures -= 1;
                     row.differs

@@ -75,19 +75,23 @@ impl Outcome {
     pub fn failed_steps(&self) -> Vec<String> {
         let mut failed = Vec::new();
         for (step, _) in self.steps.iter().filter(|(_, rc)| *rc != 0) {
-            let tests: Vec<String> = self
-                .failed_tests
-                .iter()
-                .filter(|(s, _)| s == step)
-                .map(|(_, test)| format!("{}::{test}", binary_stem(step)))
-                .collect();
+            let stem = binary_stem(step);
+            let tests = self.failed_tests_of(step);
             if tests.is_empty() {
-                failed.push(binary_stem(step).to_string());
-            } else {
-                failed.extend(tests);
+                failed.push(stem.to_string());
             }
+            failed.extend(tests.iter().map(|test| format!("{stem}::{test}")));
         }
         failed
+    }
+
+    /// The tests that step (binary) `step` reported FAILED.
+    pub fn failed_tests_of(&self, step: &str) -> Vec<&str> {
+        self.failed_tests
+            .iter()
+            .filter(|(s, _)| s == step)
+            .map(|(_, test)| test.as_str())
+            .collect()
     }
 
     /// A one-line verdict.
