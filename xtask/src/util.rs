@@ -79,7 +79,8 @@ fn toolchain_build_dir(parent: &Path) -> PathBuf {
     let dir = parent.join(&key);
     if !dir.exists() {
         if let Ok(entries) = fs::read_dir(parent) {
-            for e in entries.flatten() {
+            // Never our own: a concurrent first run may have made it since.
+            for e in entries.flatten().filter(|e| e.file_name() != key.as_str()) {
                 step(format!(
                     "removing {} (another toolchain's builds)",
                     e.path().display()
