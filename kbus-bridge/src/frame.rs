@@ -77,9 +77,16 @@ pub fn frame_len(name_len: usize, data_len: usize) -> usize {
 
 /// Encode `msg` as a Limpet frame.
 pub fn encode(msg: &Msg) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out);
+    out
+}
+
+/// Append the Limpet frame of `msg` to `out`.
+pub fn encode_into(msg: &Msg, out: &mut Vec<u8>) {
     let r = msg.view().repr();
     let name = r.name.as_bytes();
-    let mut out = Vec::with_capacity(frame_len(name.len(), r.data.len()));
+    out.reserve(frame_len(name.len(), r.data.len()));
     let words = [
         START_GUARD,
         r.id.network_id,
@@ -110,7 +117,6 @@ pub fn encode(msg: &Msg) -> Vec<u8> {
         swap_bind_words(&mut out[data_at..data_at + r.data.len()]);
     }
     out.extend_from_slice(&END_GUARD.to_be_bytes());
-    out
 }
 
 /// Convert the three leading words of bind event data between host and
@@ -183,6 +189,37 @@ pub fn decode(frame: &[u8]) -> Result<Msg, FrameError> {
         data: &data,
     };
     Ok(crate::msg_from_repr(&repr))
+}
+
+/// Decode frames laid back to back (a Zenoh payload carries one or more),
+/// in order. A bad frame ends the run: the bytes after it cannot be
+/// resynchronised, so it is the last item. An empty payload is one
+/// [`FrameError::Short`].
+pub fn decode_each(mut bytes: &[u8]) -> impl Iterator<Item = Result<Msg, FrameError>> + '_ {
+    let mut failed = false;
+    let mut first = true;
+    core::iter::from_fn(move || {
+        if failed || (bytes.is_empty() && !first) {
+            return None;
+        }
+        first = false;
+        let one = header_lengths(bytes)
+            .map(|(name_len, data_len)| frame_len(name_len, data_len))
+            .and_then(|len| match bytes.get(..len) {
+                Some(frame) => decode(frame).map(|msg| (msg, len)),
+                None => Err(FrameError::Short),
+            });
+        Some(match one {
+            Ok((msg, len)) => {
+                bytes = &bytes[len..];
+                Ok(msg)
+            }
+            Err(e) => {
+                failed = true;
+                Err(e)
+            }
+        })
+    })
 }
 
 #[cfg(test)]
@@ -261,6 +298,45 @@ mod tests {
         let ev = back.view().bind_event().unwrap();
         assert!(ev.is_bind());
         assert_eq!((ev.binder(), ev.name()), (5, "$.Fred"));
+    }
+
+    /// Frames back to back decode in order; a bad one is reported and
+    /// ends the run, the good ones before it are kept.
+    #[test]
+    fn frames_back_to_back() {
+        let msgs: Vec<Msg> = ["$.A", "$.Bb", "$.Ccc"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut r = MessageRepr::announcement(n, &b"0123456789"[..i * 3]);
+                r.id = MessageId::new(1, i as u32 + 1);
+                crate::msg_from_repr(&r)
+            })
+            .collect();
+        let mut payload = Vec::new();
+        for m in &msgs {
+            encode_into(m, &mut payload);
+        }
+        let back: Vec<Msg> = decode_each(&payload).map(Result::unwrap).collect();
+        assert_eq!(back, msgs);
+        let one = encode(&msgs[0]);
+        assert_eq!(
+            decode_each(&one).collect::<Vec<_>>(),
+            vec![Ok(msgs[0].clone())]
+        );
+        assert_eq!(
+            decode_each(&[]).collect::<Vec<_>>(),
+            vec![Err(FrameError::Short)]
+        );
+        let cut = &payload[..payload.len() - 1];
+        let got: Vec<_> = decode_each(cut).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[..2], [Ok(msgs[0].clone()), Ok(msgs[1].clone())]);
+        assert_eq!(got[2], Err(FrameError::Short));
+        let mut bad = payload.clone();
+        bad[one.len()] ^= 1;
+        let got: Vec<_> = decode_each(&bad).collect();
+        assert_eq!(got, vec![Ok(msgs[0].clone()), Err(FrameError::BadGuard)]);
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //!
 //! | KBUS | Zenoh |
 //! |---|---|
-//! | Announcement | `put` on the name's key ([`crate::keys`]), congestion control *block* |
+//! | Announcement | `put` on the name's key ([`crate::keys`]), congestion control *block*; Announcements of one name already waiting together share one put |
 //! | Replier binding on a device | a queryable on the binding's key (complete) and a liveliness token `kbus-replier/<net>/<binder>/…` |
 //! | Request to a remote Replier | a `get` on the name's key (a Stateful Request: to all matching queryables, only the one behind `final_to` answers) |
 //! | its Reply (or KBUS's synthetic answer) | the query's reply |
 //! | Replier gone (token deleted, its bridge died) | remote bridges unbind their proxy; a query that ends without a reply is answered `$.KBUS.Replier.GoneAway` |
 //!
 //! Every payload is the Limpet frame of the message ([`crate::frame`]), so
-//! ids, flags, `orig_from` and `final_to` cross unchanged. Our own puts,
-//! queries and tokens are not delivered back to us.
+//! ids, flags, `orig_from` and `final_to` cross unchanged; a put's payload
+//! may hold several frames back to back ([`frame::decode_each`]). Our own
+//! puts, queries and tokens are not delivered back to us.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -120,14 +121,16 @@ pub async fn run(
         .allowed_origin(Locality::Remote)
         .callback(move |sample| {
             received_keys.saw(sample.key_expr().as_str());
-            match frame::decode(&sample.payload().to_bytes()) {
-                Ok(msg) => {
-                    let _ = tx.send(Input::FromLink { link, msg });
+            for one in frame::decode_each(&sample.payload().to_bytes()) {
+                match one {
+                    Ok(msg) => {
+                        let _ = tx.send(Input::FromLink { link, msg });
+                    }
+                    Err(e) => eprintln!(
+                        "kbus-bridge: zenoh: bad sample on {}: {e}",
+                        sample.key_expr()
+                    ),
                 }
-                Err(e) => eprintln!(
-                    "kbus-bridge: zenoh: bad sample on {}: {e}",
-                    sample.key_expr()
-                ),
             }
         })
         .await
@@ -164,7 +167,17 @@ pub async fn run(
     let pending: Pending = Arc::default();
     let mut repliers: Served = HashMap::new();
     let mut publishers = Publishers::default();
-    while let Some(msg) = from_core.recv().await {
+    // A message taken from the queue to see whether it joins a batch, and
+    // that did not.
+    let mut held: Option<Msg> = None;
+    loop {
+        let msg = match held.take() {
+            Some(msg) => msg,
+            None => match from_core.recv().await {
+                Some(msg) => msg,
+                None => break,
+            },
+        };
         let name = msg.name_bytes().to_vec();
         let Some(key) = keys::name_to_key(&name) else {
             continue;
@@ -213,8 +226,10 @@ pub async fn run(
                 }
             }
         } else {
+            let mut payload = frame::encode(&msg);
+            held = join_waiting(&mut payload, &name, &mut from_core);
             let r = match publishers.get(&session, key).await {
-                Ok(publisher) => publisher.put(frame::encode(&msg)).await,
+                Ok(publisher) => publisher.put(payload).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = r {
@@ -224,6 +239,43 @@ pub async fn run(
     }
     let _ = to_core.send(Input::LinkDown { link });
     Ok(())
+}
+
+/// Largest payload [`join_waiting`] makes (Zenoh's default batch size: a
+/// bigger one is fragmented).
+const MAX_JOINED: usize = 64 * 1024;
+
+/// Whether a message from the core goes out as a put: not a bind event,
+/// not a Request for a Replier (a query), not a Reply (a query's reply).
+fn is_put(msg: &Msg) -> bool {
+    msg.name_bytes() != BIND_EVENT_NAME
+        && !(msg.is_request() && msg.wants_us_to_reply())
+        && !msg.is_reply()
+}
+
+/// Append to `payload` the frames of the puts of `name` already waiting
+/// in `queue`, in order, up to [`MAX_JOINED`] bytes; return the first
+/// waiting message that does not join (to be handled next).
+///
+/// Under a burst, one put then carries many messages: the cost of a put
+/// (routing, Zenoh's framing, the subscriber's wake-up and callback) is
+/// paid once per batch instead of once per message. Nothing waits for a
+/// batch to fill, so a lone message goes at once; order is kept, since
+/// only consecutive messages of one key join and puts keep their order.
+fn join_waiting(
+    payload: &mut Vec<u8>,
+    name: &[u8],
+    queue: &mut UnboundedReceiver<Msg>,
+) -> Option<Msg> {
+    while let Ok(next) = queue.try_recv() {
+        let fits = payload.len() + frame::frame_len(next.name_bytes().len(), next.data().len())
+            <= MAX_JOINED;
+        if !(fits && next.name_bytes() == name && is_put(&next)) {
+            return Some(next);
+        }
+        frame::encode_into(&next, payload);
+    }
+    None
 }
 
 /// The most recent Announcement keys, each with its declared publisher.
@@ -473,6 +525,50 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// Puts of one name waiting in the queue join the first one's payload,
+    /// in order; the first message that may not join (another name, a
+    /// Request for a Replier, a Reply, or one past the size limit) is
+    /// handed back, and nothing after it is taken.
+    #[test]
+    fn waiting_puts_of_one_name_join() {
+        let ann = |name: &str, serial: u32, len: usize| {
+            let data = vec![b'x'; len];
+            let mut r = MessageRepr::announcement(name, &data);
+            r.id = MessageId::new(0, serial);
+            msg_from_repr(&r)
+        };
+        let first = ann("$.A", 1, 64);
+        let (tx, mut rx) = unbounded_channel();
+        let mut request = MessageRepr::request("$.A", b"q");
+        request.flags |= Flags::WANT_YOU_TO_REPLY;
+        let request = msg_from_repr(&request);
+        let queued = [ann("$.A", 2, 64), ann("$.A", 3, 64), ann("$.B", 4, 64)];
+        for m in queued.iter().chain([&request]) {
+            tx.send(m.clone()).unwrap();
+        }
+        let mut payload = frame::encode(&first);
+        let held = join_waiting(&mut payload, first.name_bytes(), &mut rx);
+        assert_eq!(held.as_ref(), Some(&queued[2]));
+        let joined: Vec<Msg> = frame::decode_each(&payload).map(Result::unwrap).collect();
+        assert_eq!(
+            joined,
+            [first.clone(), queued[0].clone(), queued[1].clone()]
+        );
+        assert_eq!(rx.try_recv().unwrap(), request, "left in the queue");
+
+        // A Request for a Replier stops the batch, and so does the limit.
+        tx.send(request.clone()).unwrap();
+        let mut payload = frame::encode(&first);
+        assert_eq!(join_waiting(&mut payload, b"$.A", &mut rx), Some(request));
+        let big = ann("$.A", 5, MAX_JOINED - 200);
+        tx.send(big.clone()).unwrap();
+        let mut payload = frame::encode(&first);
+        assert_eq!(join_waiting(&mut payload, b"$.A", &mut rx), Some(big));
+        assert_eq!(payload, frame::encode(&first));
+        // An empty queue: nothing held.
+        assert_eq!(join_waiting(&mut payload, b"$.A", &mut rx), None);
     }
 
     /// A configuration file, with --connect/--listen applied on top;
