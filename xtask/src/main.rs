@@ -133,6 +133,11 @@ enum Cmd {
         /// otherwise each is printed whole when its guest is done
         #[arg(long, short = 'j', value_name = "N")]
         jobs: Option<usize>,
+        /// Also run the kbus-bridge guest test (Zenoh cross-built for the
+        /// cell's arch) in every selected cell; by default only x86_64@bookworm
+        /// runs it. Not possible on mipsel, which fails the cell loudly
+        #[arg(long)]
+        bridge: bool,
     },
     /// The README's main job: boot x86_64 and run kbus-rustix's demo example
     Demo,
@@ -349,8 +354,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             module,
             guest_only,
             jobs,
+            bridge,
         } => {
             let mut cells = matrix::select(matrix, arch, kernel.as_deref())?;
+            if bridge {
+                for c in &mut cells {
+                    c.bridge = true;
+                }
+            }
             let module = module
                 .map(|m| {
                     m.canonicalize()

@@ -112,7 +112,17 @@ pub struct Cell {
     pub suite: &'static Suite,
     /// Build kbus.ko with `--kdir` (the kernel's headers directory only).
     pub kdir: bool,
+    /// Run the kbus-bridge guest test (Zenoh) in this cell: by default in
+    /// [`BRIDGE_CELL`] only; `cargo xtask test --bridge` asks for it in
+    /// every selected cell.
+    pub bridge: bool,
 }
+
+/// The one cell of every matrix that runs the kbus-bridge guest test by
+/// default: it exercises user space and loopback sockets, which the other
+/// x86_64 kernels would only repeat, and each other arch would be another
+/// Zenoh build.
+pub const BRIDGE_CELL: (Arch, &str) = (Arch::X86_64, "bookworm");
 
 impl Cell {
     /// `arch@suite`, plus ` (kdir)` for the headers-directory build.
@@ -154,6 +164,7 @@ pub fn select(kind: MatrixKind, arch: Option<Arch>, suite: Option<&str>) -> Resu
                 arch: a,
                 suite: s,
                 kdir: false,
+                bridge: (a, s.name) == BRIDGE_CELL,
             }])
         }
         (None, Some(s)) => bail!("no cell of the {kind:?} matrix runs on {}", s.name),
@@ -166,6 +177,7 @@ fn cell(arch: Arch, suite: &str) -> Result<Cell> {
         arch,
         suite: Suite::by_name(suite)?,
         kdir: (arch, suite) == KDIR_CELL,
+        bridge: (arch, suite) == BRIDGE_CELL,
     })
 }
 

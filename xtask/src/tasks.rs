@@ -252,7 +252,7 @@ fn prepare_cell(r: &Report, cell: &Cell, module: Option<&Path>) -> Prepared {
         // Debian's headers lack scripts/; the debug kernel's tree has them.
         r.step("kmod: checkpatch --strict", || kmod::checkpatch(&k.headers));
     }
-    let bins = match guest_binaries(&t) {
+    let bins = match guest_binaries(&t, cell.bridge) {
         Ok(bins) => bins,
         Err(e) => {
             row.error = Some(format!("guest builds failed: {e:#}"));
@@ -447,32 +447,45 @@ pub fn is_bridge_test(exe: &Path) -> bool {
         .is_some_and(|name| name == BRIDGE_TEST)
 }
 
-/// kbus-bridge (Zenoh) is cross-built for x86_64 guests only for now, and
-/// its test (about a minute) runs in one cell: it exercises user space and
-/// loopback sockets, which the other x86_64 kernels would only repeat.
+/// Does `t` boot the cell that runs the bridge test by default
+/// ([`matrix::BRIDGE_CELL`])? The bridge bench boots it too.
 pub fn runs_bridge(t: &Target) -> bool {
-    t.arch == Arch::X86_64 && t.suite.name == BRIDGE_SUITE
+    (t.arch, t.suite.name) == matrix::BRIDGE_CELL
 }
 
-/// The suite of the one x86_64 cell that runs the bridge test.
-pub const BRIDGE_SUITE: &str = "bookworm";
+/// The suite of the cell that runs the bridge test by default.
+pub const BRIDGE_SUITE: &str = matrix::BRIDGE_CELL.1;
 
-/// Build the guest tests, examples and tools for `t`: the suite of one boot.
-fn guest_binaries(t: &Target) -> Result<Vec<Payload>> {
+/// Why kbus-bridge cannot be built for `arch`, if it cannot.
+pub fn bridge_unbuildable(arch: Arch) -> Option<&'static str> {
+    (arch == Arch::Mipsel).then_some(
+        "zenoh 1.10 does not build for 32-bit MIPS: its dependency stabby-abi \
+         needs AtomicU64/AtomicI64, which the target lacks",
+    )
+}
+
+/// Build the guest tests, examples and tools for `t`: the suite of one boot
+/// (with the kbus-bridge test and binary if `bridge`).
+fn guest_binaries(t: &Target, bridge: bool) -> Result<Vec<Payload>> {
     let mut bins: Vec<Payload> = cross::guest_tests(t)?
         .into_iter()
         .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
-        .filter(|exe| runs_bridge(t) || !is_bridge_test(exe))
+        .filter(|exe| bridge || !is_bridge_test(exe))
         .map(|exe| Payload::new(exe, vec!["--test-threads=1".into()]))
         .collect();
-    if runs_bridge(t) {
+    if bridge {
+        if let Some(why) = bridge_unbuildable(t.arch) {
+            bail!("the kbus-bridge test cannot run in {}: {why}", t.cell());
+        }
         // Staged as `bin/kbus-bridge`, next to the bridge test that spawns it.
         let exe = cross::bridge(t)?;
         bins.insert(0, Payload::new(exe, vec!["--version".into()]));
     } else {
+        let (arch, suite) = matrix::BRIDGE_CELL;
         eprintln!(
             "xtask: NOTE: {}: guest-tests/tests/{BRIDGE_TEST}.rs does NOT run in this cell \
-             (kbus-bridge with Zenoh is built for x86_64 and tested in x86_64@{BRIDGE_SUITE} only)",
+             (kbus-bridge with Zenoh is tested in {arch}@{suite}; `cargo xtask test --bridge` \
+             runs it in every selected cell)",
             t.cell()
         );
     }
