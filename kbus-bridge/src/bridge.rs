@@ -9,6 +9,7 @@
 //! messages to each link's own queue.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use kbus_rustix::tokio::AsyncKsock;
@@ -18,8 +19,22 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use crate::frame::BIND_EVENT_NAME;
 use crate::limpet::LimpetOptions;
 use crate::relay::{Action, Input, LinkId, Relay};
-use crate::zenoh_link::ZenohOptions;
 use crate::Msg;
+
+/// How to join the Zenoh network.
+#[derive(Debug, Clone, Default)]
+pub struct ZenohOptions {
+    /// A Zenoh configuration file (JSON5); the options below are applied
+    /// on top of it.
+    pub config: Option<PathBuf>,
+    /// Endpoints to connect to (`tcp/127.0.0.1:7447`, `unixsock-stream/…`).
+    pub connect: Vec<String>,
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Keep multicast scouting on (off by default: peers are the endpoints
+    /// given).
+    pub multicast: bool,
+}
 
 /// One link of a bridge.
 #[derive(Debug, Clone)]
@@ -44,6 +59,10 @@ pub struct Options {
     /// The links.
     pub links: Vec<LinkSpec>,
 }
+
+/// What a Limpet-only build says when asked for Zenoh.
+pub const NO_ZENOH: &str =
+    "this kbus-bridge is built without Zenoh (cargo feature `zenoh`): only Limpet links";
 
 /// Queue limit of the bridge's Ksock: a full Listener is skipped silently
 /// by KBUS, so the bridge keeps room for bursts.
@@ -93,10 +112,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let tx = tx.clone();
         let (net, verbose) = (opts.net_id, opts.verbose);
         match spec.clone() {
+            #[cfg(feature = "zenoh")]
             LinkSpec::Zenoh(z) => {
                 let name = opts.message.clone().into_bytes();
                 tasks.spawn(crate::zenoh_link::run(link, z, net, name, tx, lrx, verbose));
             }
+            #[cfg(not(feature = "zenoh"))]
+            LinkSpec::Zenoh(_) => return Err(NO_ZENOH.into()),
             LinkSpec::Limpet(l) => {
                 tasks.spawn(crate::limpet::run(link, l, net, tx, lrx, verbose));
             }

@@ -10,9 +10,10 @@
 //!   name and data, final guard), also the payload of every Zenoh message.
 //! * [`keys`]: KBUS names as Zenoh key expressions.
 //! * [`limpet`]: the §11 transport over TCP or a Unix socket.
-//! * [`zenoh_link`]: the Zenoh transport (puts, queryables and queries,
-//!   liveliness tokens).
-//! * [`bench`](mod@bench): the plain-Zenoh baseline of the bridge bench.
+//! * `zenoh_link`: the Zenoh transport (puts, queryables and queries,
+//!   liveliness tokens), with the default feature `zenoh`.
+//! * `bench`: the plain-Zenoh baseline of the bridge bench (feature
+//!   `zenoh`).
 //! * [`bridge`]: the tokio driver that connects a local Ksock, the core and
 //!   any number of links.
 //!
@@ -20,12 +21,14 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "zenoh")]
 pub mod bench;
 pub mod bridge;
 pub mod frame;
 pub mod keys;
 pub mod limpet;
 pub mod relay;
+#[cfg(feature = "zenoh")]
 pub mod zenoh_link;
 
 use kbus_wire::{Message, MessageRepr};

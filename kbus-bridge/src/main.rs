@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-use kbus_bridge::bridge::{self, LinkSpec, Options};
+use kbus_bridge::bridge::{self, LinkSpec, Options, ZenohOptions};
 use kbus_bridge::limpet::{Address, LimpetOptions};
-use kbus_bridge::zenoh_link::ZenohOptions;
 
 const USAGE: &str = "\
 usage: kbus-bridge [options] [<address> (--server | --client)]
@@ -35,6 +34,7 @@ Joins the KBUS device /dev/kbus<N> to other devices: over Zenoh (any of
 enum Run {
     Bridge(Options),
     /// The plain-Zenoh baseline of the bench (hidden).
+    #[cfg(feature = "zenoh")]
     Bench(String, ZenohOptions, u64, u64),
 }
 
@@ -61,7 +61,12 @@ fn parse(args: Vec<String>) -> Result<Option<Run>, String> {
                 return Ok(None);
             }
             "-V" | "--version" => {
-                println!("kbus-bridge {}", env!("CARGO_PKG_VERSION"));
+                let links = if cfg!(feature = "zenoh") {
+                    "Zenoh and Limpet"
+                } else {
+                    "Limpet only"
+                };
+                println!("kbus-bridge {} ({links})", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
             "-k" | "--bus" | "--kbus" | "-kbus" => bus = num(it.next(), &a)?,
@@ -117,6 +122,10 @@ fn parse(args: Vec<String>) -> Result<Option<Run>, String> {
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
     }
+    if (use_zenoh || bench.is_some()) && !cfg!(feature = "zenoh") {
+        return Err(bridge::NO_ZENOH.into());
+    }
+    #[cfg(feature = "zenoh")]
     if let Some((role, n, m)) = bench {
         return Ok(Some(Run::Bench(role, zenoh, n, m)));
     }
@@ -183,6 +192,7 @@ fn main() -> ExitCode {
     };
     let task = match opts {
         Run::Bridge(o) => rt.spawn(bridge::run(o)),
+        #[cfg(feature = "zenoh")]
         Run::Bench(role, z, n, m) => rt.spawn(kbus_bridge::bench::main(role, z, n, m)),
     };
     let result = rt

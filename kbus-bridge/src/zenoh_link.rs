@@ -15,7 +15,6 @@
 //! puts, queries and tokens are not delivered back to us.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,25 +28,11 @@ use zenoh::query::{ConsolidationMode, Query, QueryTarget, Queryable, Reply};
 use zenoh::sample::{Locality, SampleKind};
 use zenoh::{Config, Session};
 
+pub use crate::bridge::ZenohOptions;
 use crate::frame::{self, BIND_EVENT_NAME};
 use crate::keys;
 use crate::relay::{bind_event, Input, LinkId};
 use crate::Msg;
-
-/// How to join the Zenoh network.
-#[derive(Debug, Clone, Default)]
-pub struct ZenohOptions {
-    /// A Zenoh configuration file (JSON5); the options below are applied
-    /// on top of it.
-    pub config: Option<PathBuf>,
-    /// Endpoints to connect to (`tcp/127.0.0.1:7447`, `unixsock-stream/…`).
-    pub connect: Vec<String>,
-    /// Endpoints to listen on.
-    pub listen: Vec<String>,
-    /// Keep multicast scouting on (off by default: peers are the endpoints
-    /// given).
-    pub multicast: bool,
-}
 
 /// A local Replier binding served on Zenoh: its queryable, its liveliness
 /// token and the token's key, by (binding string, binder).

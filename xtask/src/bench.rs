@@ -270,7 +270,10 @@ pub fn bridge(t: Target, rounds: u32) -> Result<bool> {
         .find(|e| tasks::is_bridge_test(e))
         .context("no bridge test among the guest tests")?;
     // Staged as `bin/kbus-bridge`, next to the test that spawns it.
-    let mut bins = vec![Payload::new(cross::bridge(&t)?, vec!["--version".into()])];
+    let mut bins = vec![Payload::new(
+        cross::bridge(&t, true)?,
+        vec!["--version".into()],
+    )];
     for _ in 0..rounds {
         let args = [
             BRIDGE_BENCH_TEST,

@@ -114,8 +114,9 @@ pub fn guest_tests(t: &Target) -> Result<Vec<PathBuf>> {
 
 /// Build the `kbus-bridge` binary for `t`, optimised (profile `bridge`):
 /// its bench compares it with plain Zenoh, built the same way.
-pub fn bridge(t: &Target) -> Result<PathBuf> {
-    step(format!("building kbus-bridge for {}", t.arch));
+pub fn bridge(t: &Target, zenoh: bool) -> Result<PathBuf> {
+    let what = if zenoh { "" } else { " (Limpet only)" };
+    step(format!("building kbus-bridge{what} for {}", t.arch));
     let mut c = cargo(t, "build");
     c.args([
         "-p",
@@ -125,6 +126,9 @@ pub fn bridge(t: &Target) -> Result<PathBuf> {
         "--profile",
         "bridge",
     ]);
+    if !zenoh {
+        c.arg("--no-default-features");
+    }
     let exes = executables(c, false)?;
     exes.into_iter()
         .find(|e| e.file_name().is_some_and(|n| n == "kbus-bridge"))

@@ -98,6 +98,15 @@ pub fn test(cells: &[Cell], guest_only: bool, module: Option<&Path>, jobs: usize
                 .args(["clippy", "--workspace", "--all-targets", "--"])
                 .args(["-D", "warnings"]))
         });
+        r.step(
+            "kbus-bridge without Zenoh: clippy -D warnings, tests",
+            || {
+                run(cargo()
+                    .args(["clippy", "-p", "kbus-bridge", "--no-default-features"])
+                    .args(["--all-targets", "--", "-D", "warnings"]))?;
+                run(cargo().args(["test", "-p", "kbus-bridge", "--no-default-features"]))
+            },
+        );
         r.step("cargo fmt --check", || {
             run(cargo().args(["fmt", "--all", "--check"]))
         });
@@ -453,11 +462,15 @@ pub fn runs_bridge(t: &Target) -> bool {
     (t.arch, t.suite.name) == matrix::BRIDGE_CELL
 }
 
+/// The bridge test's arguments that pick its Limpet-only test.
+const LIMPET_TESTS: [&str; 2] = ["--exact", "limpet_server_and_client"];
+
 /// The suite of the cell that runs the bridge test by default.
 pub const BRIDGE_SUITE: &str = matrix::BRIDGE_CELL.1;
 
-/// Why kbus-bridge cannot be built for `arch`, if it cannot.
-pub fn bridge_unbuildable(arch: Arch) -> Option<&'static str> {
+/// Why kbus-bridge cannot be built with Zenoh for `arch`, if it cannot
+/// (it is then built Limpet-only).
+pub fn zenoh_unbuildable(arch: Arch) -> Option<&'static str> {
     (arch == Arch::Mipsel).then_some(
         "zenoh 1.10 does not build for 32-bit MIPS: its dependency stabby-abi \
          needs AtomicU64/AtomicI64, which the target lacks",
@@ -471,14 +484,25 @@ fn guest_binaries(t: &Target, bridge: bool) -> Result<Vec<Payload>> {
         .into_iter()
         .filter(|exe| t.guest.fault_tests || !is_fault_test(exe))
         .filter(|exe| bridge || !is_bridge_test(exe))
-        .map(|exe| Payload::new(exe, vec!["--test-threads=1".into()]))
+        .map(|exe| {
+            let mut args = vec!["--test-threads=1".to_string()];
+            if is_bridge_test(&exe) && zenoh_unbuildable(t.arch).is_some() {
+                args.extend(LIMPET_TESTS.map(String::from));
+            }
+            Payload::new(exe, args)
+        })
         .collect();
     if bridge {
-        if let Some(why) = bridge_unbuildable(t.arch) {
-            bail!("the kbus-bridge test cannot run in {}: {why}", t.cell());
+        let zenoh = zenoh_unbuildable(t.arch);
+        if let Some(why) = zenoh {
+            eprintln!(
+                "xtask: NOTE: {}: only the Limpet test of guest-tests/tests/{BRIDGE_TEST}.rs \
+                 run in this cell, with kbus-bridge built without Zenoh: {why}",
+                t.cell()
+            );
         }
         // Staged as `bin/kbus-bridge`, next to the bridge test that spawns it.
-        let exe = cross::bridge(t)?;
+        let exe = cross::bridge(t, zenoh.is_none())?;
         bins.insert(0, Payload::new(exe, vec!["--version".into()]));
     } else {
         let (arch, suite) = matrix::BRIDGE_CELL;
