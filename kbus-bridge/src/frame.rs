@@ -199,7 +199,7 @@ pub fn decode_each(mut bytes: &[u8]) -> impl Iterator<Item = Result<Msg, FrameEr
     let mut failed = false;
     let mut first = true;
     core::iter::from_fn(move || {
-        if failed || (bytes.is_empty() && !first) {
+        if failed || bytes.is_empty() && !first {
             return None;
         }
         first = false;
