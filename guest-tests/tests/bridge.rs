@@ -570,8 +570,8 @@ fn announce_burst(from: u32, to: u32, n: u32) -> f64 {
 /// second across one bridge hop (device 0 → bridge → Zenoh → bridge →
 /// device 1), against the same between two plain Zenoh processes in the
 /// same boot (`kbus-bridge --zenoh-bench`), with each process's CPU time
-/// and context switches per Announcement, and the same burst on one device
-/// without a bridge. Prints `KBUS-BENCH:` lines; asserts only that
+/// and context switches per Announcement, the same burst on one device
+/// without a bridge, and across a Limpet hop instead of Zenoh. Prints `KBUS-BENCH:` lines; asserts only that
 /// everything arrived.
 #[test]
 fn bench_one_hop_against_plain_zenoh() {
@@ -640,6 +640,20 @@ fn bench_one_hop_against_plain_zenoh() {
     }
     let k_rr = f64::from(M) / t.elapsed().as_secs_f64();
     replier.join().unwrap();
+
+    // The same burst across a Limpet hop (TCP on loopback) between the
+    // same two devices, the Zenoh bridges gone.
+    drop((b0, b1));
+    let l0 = Bridge::start(0, &["127.0.0.1:17493", "--server", "--id", "2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let l1 = Bridge::start(1, &["127.0.0.1:17493", "--client"]);
+    wait_linked(0, 1);
+    wait_linked(1, 0);
+    announce_burst(0, 1, WARM_UP);
+    let pids = [l0.child.id(), l1.child.id(), me];
+    let before = pids.map(Usage::of);
+    let l_ann = announce_burst(0, 1, N);
+    let [la, lb, lends] = [0, 1, 2].map(|i| Usage::per_msg_since(pids[i], before[i], N));
     println!(
         "KBUS-BENCH: bridge 64 B announcements/s {k_ann:.0}, plain Zenoh {z_ann:.0}: ratio {:.2}",
         k_ann / z_ann
@@ -657,5 +671,17 @@ fn bench_one_hop_against_plain_zenoh() {
     println!(
         "KBUS-BENCH: bridge Request->Reply round trips/s {k_rr:.0}, plain Zenoh {z_rr:.0}: ratio {:.2}",
         k_rr / z_rr
+    );
+    println!(
+        "KBUS-BENCH: Limpet hop (TCP) 64 B announcements/s {l_ann:.0}, {:.2} of the Zenoh hop; \
+         per Announcement, CPU us (context switches): sending bridge {:.0} ({:.2}), \
+         receiving bridge {:.0} ({:.2}), sender and Listener {:.0} ({:.2})",
+        l_ann / k_ann,
+        la.0,
+        la.1,
+        lb.0,
+        lb.1,
+        lends.0,
+        lends.1
     );
 }
