@@ -234,7 +234,7 @@ async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Option<Msg>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kbus_wire::MessageRepr;
+    use kbus_wire::{MessageId, MessageRepr};
 
     #[test]
     fn addresses() {
@@ -253,18 +253,19 @@ mod tests {
         assert_eq!(Address::parse("sock"), Address::Unix("sock".into()));
     }
 
+    fn announcement(name: &str, id: MessageId, data: &[u8]) -> Msg {
+        let mut r = MessageRepr::announcement(name, data);
+        r.id = id;
+        crate::msg_from_repr(&r)
+    }
+
     /// Waiting messages join one write, in order, until the batch size is
     /// reached; the rest stay queued.
     #[test]
     fn waiting_frames_are_gathered() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let data = vec![7u8; 1000];
         let msgs: Vec<Msg> = (0..100u32)
-            .map(|i| {
-                let mut r = MessageRepr::announcement("$.G", &data);
-                r.id = kbus_wire::MessageId::new(0, i + 1);
-                crate::msg_from_repr(&r)
-            })
+            .map(|i| announcement("$.G", MessageId::new(0, i + 1), &[7; 1000]))
             .collect();
         for m in &msgs {
             tx.send(m.clone()).unwrap();
@@ -314,7 +315,7 @@ mod tests {
             assert_eq!(up(srx.recv().await), (0, Some(1)));
             assert_eq!(up(crx.recv().await), (7, Some(2)));
             let mut repr = MessageRepr::request("$.Sensors.Kitchen", b"temperature?");
-            repr.id = kbus_wire::MessageId::new(1, 42);
+            repr.id = MessageId::new(1, 42);
             let msg = crate::msg_from_repr(&repr);
             c_out.send(msg.clone()).unwrap();
             match srx.recv().await {
@@ -332,9 +333,7 @@ mod tests {
             let burst: Vec<Msg> = (0..1000u32)
                 .map(|i| {
                     let data = vec![i as u8; (i % 97) as usize];
-                    let mut r = MessageRepr::announcement("$.Burst", &data);
-                    r.id = kbus_wire::MessageId::new(2, i + 1);
-                    crate::msg_from_repr(&r)
+                    announcement("$.Burst", MessageId::new(2, i + 1), &data)
                 })
                 .collect();
             for m in &burst {
