@@ -167,58 +167,63 @@ pub async fn run(
         let Some(key) = keys::name_to_key(&name) else {
             continue;
         };
-        if name == BIND_EVENT_NAME {
-            let Ok(ev) = msg.view().bind_event() else {
-                continue;
-            };
-            let bound = ev.name_bytes().to_vec();
-            let Some(qkey) = keys::name_to_key(&bound) else {
-                continue;
-            };
-            let id = (bound.clone(), ev.binder());
-            if !ev.is_bind() {
-                if let Some((_q, _t, token_key)) = repliers.remove(&id) {
-                    lock(&ours).remove(&token_key);
+        match Outgoing::of(&msg) {
+            Outgoing::BindEvent => {
+                let Ok(ev) = msg.view().bind_event() else {
+                    continue;
+                };
+                let bound = ev.name_bytes().to_vec();
+                let Some(qkey) = keys::name_to_key(&bound) else {
+                    continue;
+                };
+                let id = (bound.clone(), ev.binder());
+                if !ev.is_bind() {
+                    if let Some((_q, _t, token_key)) = repliers.remove(&id) {
+                        lock(&ours).remove(&token_key);
+                    }
+                    continue;
                 }
-                continue;
+                if repliers.contains_key(&id) {
+                    continue;
+                }
+                let origin = match msg.id().network_id {
+                    0 => net_id,
+                    n => n,
+                };
+                let Some(token_key) = keys::replier_token(origin, ev.binder(), &bound) else {
+                    continue;
+                };
+                let q = declare_queryable(&session, qkey, link, net_id, &to_core, &pending).await?;
+                lock(&ours).insert(token_key.clone());
+                let token = session
+                    .liveliness()
+                    .declare_token(token_key.clone())
+                    .await
+                    .map_err(|e| format!("zenoh token: {e}"))?;
+                repliers.insert(id, (q, token, token_key));
             }
-            if repliers.contains_key(&id) {
-                continue;
+            Outgoing::Query => {
+                query(&session, key, &msg, link, &to_core).await;
             }
-            let origin = match msg.id().network_id {
-                0 => net_id,
-                n => n,
-            };
-            let Some(token_key) = keys::replier_token(origin, ev.binder(), &bound) else {
-                continue;
-            };
-            let q = declare_queryable(&session, qkey, link, net_id, &to_core, &pending).await?;
-            lock(&ours).insert(token_key.clone());
-            let token = session
-                .liveliness()
-                .declare_token(token_key.clone())
-                .await
-                .map_err(|e| format!("zenoh token: {e}"))?;
-            repliers.insert(id, (q, token, token_key));
-        } else if msg.is_request() && msg.wants_us_to_reply() {
-            query(&session, key, &msg, link, &to_core).await;
-        } else if msg.is_reply() {
-            let query = lock(&pending).remove(&msg.in_reply_to());
-            if let Some(query) = query {
-                let ke = query.key_expr().clone();
-                if let Err(e) = query.reply(ke, frame::encode(&msg)).await {
-                    eprintln!("kbus-bridge: zenoh reply: {e}");
+            Outgoing::Reply => {
+                let query = lock(&pending).remove(&msg.in_reply_to());
+                if let Some(query) = query {
+                    let ke = query.key_expr().clone();
+                    if let Err(e) = query.reply(ke, frame::encode(&msg)).await {
+                        eprintln!("kbus-bridge: zenoh reply: {e}");
+                    }
                 }
             }
-        } else {
-            let mut payload = frame::encode(&msg);
-            held = join_waiting(&mut payload, &name, &mut from_core);
-            let r = match publishers.get(&session, key).await {
-                Ok(publisher) => publisher.put(payload).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
-                eprintln!("kbus-bridge: zenoh put: {e}");
+            Outgoing::Put => {
+                let mut payload = frame::encode(&msg);
+                held = join_waiting(&mut payload, &name, &mut from_core);
+                let r = match publishers.get(&session, key).await {
+                    Ok(publisher) => publisher.put(payload).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    eprintln!("kbus-bridge: zenoh put: {e}");
+                }
             }
         }
     }
@@ -230,12 +235,31 @@ pub async fn run(
 /// bigger one is fragmented).
 const MAX_JOINED: usize = 64 * 1024;
 
-/// Whether a message from the core goes out as a put: not a bind event,
-/// not a Request for a Replier (a query), not a Reply (a query's reply).
-fn is_put(msg: &Msg) -> bool {
-    msg.name_bytes() != BIND_EVENT_NAME
-        && !(msg.is_request() && msg.wants_us_to_reply())
-        && !msg.is_reply()
+/// What a message from the core becomes on Zenoh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outgoing {
+    /// A Replier Bind Event: a queryable and a liveliness token, or their end.
+    BindEvent,
+    /// A Request for a Replier: a query.
+    Query,
+    /// A Reply: the answer to a query we serve.
+    Reply,
+    /// Anything else (Announcements, Requests to Listeners only): a put.
+    Put,
+}
+
+impl Outgoing {
+    fn of(msg: &Msg) -> Outgoing {
+        if msg.name_bytes() == BIND_EVENT_NAME {
+            Outgoing::BindEvent
+        } else if msg.is_request() && msg.wants_us_to_reply() {
+            Outgoing::Query
+        } else if msg.is_reply() {
+            Outgoing::Reply
+        } else {
+            Outgoing::Put
+        }
+    }
 }
 
 /// Append to `payload` the frames of the puts of `name` already waiting
@@ -255,7 +279,7 @@ fn join_waiting(
     while let Ok(next) = queue.try_recv() {
         let fits = payload.len() + frame::frame_len(next.name_bytes().len(), next.data().len())
             <= MAX_JOINED;
-        if !(fits && next.name_bytes() == name && is_put(&next)) {
+        if !(fits && next.name_bytes() == name && Outgoing::of(&next) == Outgoing::Put) {
             return Some(next);
         }
         frame::encode_into(&next, payload);
