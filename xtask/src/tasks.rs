@@ -497,7 +497,7 @@ fn guest_binaries(t: &Target, bridge: bool) -> Result<Vec<Payload>> {
         if let Some(why) = zenoh {
             eprintln!(
                 "xtask: NOTE: {}: only the Limpet test of guest-tests/tests/{BRIDGE_TEST}.rs \
-                 run in this cell, with kbus-bridge built without Zenoh: {why}",
+                 runs in this cell, with kbus-bridge built without Zenoh: {why}",
                 t.cell()
             );
         }
